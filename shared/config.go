@@ -1,0 +1,67 @@
+package shared
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/caarlos0/env/v11"
+)
+
+// Config is every setting of wagate, read once from the environment. The variable
+// names are part of the public contract (see README.md).
+type Config struct {
+	HTTPAddr string `env:"HTTP_ADDR" envDefault:":5000"`
+
+	WhatsAppAPIURL        string `env:"WHATSAPP_API_URL" envDefault:"https://graph.facebook.com"`
+	WhatsAppAPIVersion    string `env:"WHATSAPP_API_VERSION" envDefault:"v23.0"`
+	WhatsAppToken         string `env:"WHATSAPP_TOKEN"`
+	WhatsAppPhoneNumberID string `env:"WHATSAPP_PHONE_NUMBER_ID"`
+	WhatsAppAppSecret     string `env:"WHATSAPP_APP_SECRET"`
+	// WhatsAppMaxMPS is the send rate allowed per business phone number, shared by every
+	// task and every worker replica (Meta's default throughput is 80 messages/s).
+	WhatsAppMaxMPS int `env:"WHATSAPP_MAX_MPS" envDefault:"80"`
+
+	WebhookVerifyToken string `env:"WEBHOOK_VERIFY_TOKEN"`
+	WebSocketURL       string `env:"WEBSOCKET_URL"`
+
+	RedisURL string `env:"REDIS_URL" envDefault:"redis://localhost:6379/0"`
+
+	TemporalAddress   string `env:"TEMPORAL_ADDRESS" envDefault:"localhost:7233"`
+	TemporalNamespace string `env:"TEMPORAL_NAMESPACE" envDefault:"default"`
+
+	BulkMaxWorkers int `env:"BULK_MAX_WORKERS" envDefault:"10"`
+
+	APIKey string `env:"API_KEY"`
+
+	// SummaryTTL is how long a finished task's summary is kept in Redis, so that
+	// task-status still answers after Temporal's retention dropped the workflow.
+	SummaryTTL time.Duration `env:"TASK_SUMMARY_TTL" envDefault:"720h"`
+}
+
+// LoadConfig parses the environment into a Config and checks it.
+func LoadConfig() (Config, error) {
+	cfg, err := env.ParseAs[Config]()
+	if err != nil {
+		return Config{}, fmt.Errorf("config: %w", err)
+	}
+	return cfg, cfg.Check()
+}
+
+// Check reports settings that cannot work.
+func (c Config) Check() error {
+	if c.BulkMaxWorkers < 1 || c.BulkMaxWorkers > MaxBulkWorkers {
+		return fmt.Errorf("config: BULK_MAX_WORKERS must be between 1 and %d, got %d", MaxBulkWorkers, c.BulkMaxWorkers)
+	}
+	if c.WhatsAppMaxMPS < 1 {
+		return fmt.Errorf("config: WHATSAPP_MAX_MPS must be at least 1, got %d", c.WhatsAppMaxMPS)
+	}
+	return nil
+}
+
+// Sandboxed reports whether no Meta credentials are configured, in which case the dev
+// stack answers Graph API calls with its built-in sandbox.
+func (c Config) Sandboxed() bool { return c.WhatsAppToken == "" }
+
+// MaxBulkWorkers bounds BULK_MAX_WORKERS: beyond it a single task would exceed what one
+// worker process sensibly holds open towards the Graph API.
+const MaxBulkWorkers = 1000

@@ -1,0 +1,84 @@
+package shared
+
+import "time"
+
+// Task statuses as the contract's task-status endpoint reports them.
+const (
+	StatusPending = "PENDING"
+	StatusStarted = "STARTED"
+	StatusSuccess = "SUCCESS"
+	StatusFailure = "FAILURE"
+)
+
+// MaxTaskErrors caps the per-recipient errors a task keeps in its state and result.
+const MaxTaskErrors = 100
+
+// MediaRef is one header media of a task: the link a client gave and the media id it
+// was uploaded as.
+type MediaRef struct {
+	Type    string `json:"type"`
+	Link    string `json:"link"`
+	MediaID string `json:"media_id,omitempty"`
+}
+
+// RecipientError says why one recipient of a task failed.
+type RecipientError struct {
+	Index int    `json:"index"`
+	Phone string `json:"phone"`
+	Error string `json:"error"`
+	Code  int    `json:"code,omitempty"` // Meta's error code, when Meta answered
+}
+
+// BulkInput starts a BulkSend workflow. The recipients' messages are staged in Redis
+// under TaskID (claim check), never in the workflow input. The counters and Cursor are
+// carried across continue-as-new.
+type BulkInput struct {
+	TaskID     string     `json:"task_id"`
+	Kind       string     `json:"kind"` // the endpoint that created the task, e.g. "send-bulk"
+	Total      int        `json:"total"`
+	MaxWorkers int        `json:"max_workers"`
+	Media      []MediaRef `json:"media,omitempty"` // distinct header media, uploaded once each
+	CreatedAt  time.Time  `json:"created_at"`
+
+	// Carried state.
+	Cursor      int              `json:"cursor,omitempty"`
+	Sent        int              `json:"sent,omitempty"`
+	Failed      int              `json:"failed,omitempty"`
+	Errors      []RecipientError `json:"errors,omitempty"`
+	MediaFailed string           `json:"media_failed,omitempty"`
+}
+
+// TaskResult is the outcome of a task: the workflow result, the stored summary and the
+// "result" object of task-status.
+type TaskResult struct {
+	Sent   int              `json:"sent"`
+	Failed int              `json:"failed"`
+	Total  int              `json:"total"`
+	Errors []RecipientError `json:"errors"`
+}
+
+// TaskState is what the status query answers and what task-status renders.
+type TaskState struct {
+	TaskID      string     `json:"task_id"`
+	Kind        string     `json:"kind"`
+	Status      string     `json:"status"`
+	Result      TaskResult `json:"result"`
+	CreatedAt   time.Time  `json:"created_at"`
+	CompletedAt *time.Time `json:"completed_at"`
+}
+
+// ChunkInput asks the send activity for recipients [Offset, Offset+Count) of a task.
+type ChunkInput struct {
+	TaskID     string     `json:"task_id"`
+	Offset     int        `json:"offset"`
+	Count      int        `json:"count"`
+	MaxWorkers int        `json:"max_workers"`
+	Media      []MediaRef `json:"media,omitempty"`
+}
+
+// ChunkResult counts one chunk's outcome; Errors is capped at MaxTaskErrors.
+type ChunkResult struct {
+	Sent   int              `json:"sent"`
+	Failed int              `json:"failed"`
+	Errors []RecipientError `json:"errors,omitempty"`
+}
