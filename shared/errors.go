@@ -17,7 +17,6 @@ const (
 	KindForbidden                // refused: 403
 	KindNotFound                 // 404
 	KindConflict                 // 409
-	KindTooLarge                 // body over the limit: 413
 	KindUnavailable              // a dependency (Temporal, Redis, Meta) cannot be reached: 503
 	KindUpstream                 // Meta answered with an error: 400 with Meta's message
 )
@@ -86,8 +85,6 @@ func HTTPStatus(err error) int {
 		return http.StatusNotFound
 	case KindConflict:
 		return http.StatusConflict
-	case KindTooLarge:
-		return http.StatusRequestEntityTooLarge
 	case KindUnavailable:
 		return http.StatusServiceUnavailable
 	default:

@@ -1,0 +1,30 @@
+// Package activities holds every piece of wagate's workflow I/O: Graph API calls, Redis
+// reads and writes, and the WebSocket relay. Activities are methods on one struct that
+// carries their dependencies.
+package activities
+
+import (
+	"log/slog"
+
+	"github.com/wagate/wagate/graphapi"
+	"github.com/wagate/wagate/redisstore"
+	"github.com/wagate/wagate/shared"
+)
+
+// Activities are wagate's activity implementations.
+type Activities struct {
+	Graph  *graphapi.Client
+	Store  *redisstore.Store
+	Config shared.Config
+	Logger *slog.Logger
+
+	relay *relaySocket // the connection to WEBSOCKET_URL, see relay.go
+}
+
+// New returns the activities over their dependencies.
+func New(cfg shared.Config, graph *graphapi.Client, store *redisstore.Store, logger *slog.Logger) *Activities {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	return &Activities{Graph: graph, Store: store, Config: cfg, Logger: logger, relay: newRelaySocket(cfg.WebSocketURL)}
+}

@@ -1,0 +1,185 @@
+// Package apiserver is wagate's HTTP API: the contract of ../seed/api-spec.md on a chi
+// router. Handlers validate input, then start, query, signal or update Temporal
+// workflows, or call the Graph API directly for single sends without a queue.
+package apiserver
+
+import (
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
+	"go.temporal.io/sdk/client"
+
+	"github.com/wagate/wagate/graphapi"
+	"github.com/wagate/wagate/redisstore"
+	"github.com/wagate/wagate/shared"
+)
+
+// Body limits: single sends are small; bulk requests may carry MaxRecipients entries;
+// Meta's webhook payloads reach 3 MB.
+const (
+	maxSingleBody  = 1 << 20
+	maxBulkBody    = 64 << 20
+	maxWebhookBody = 3 << 20
+)
+
+// Deps are what the API server talks to.
+type Deps struct {
+	Config   shared.Config
+	Temporal client.Client
+	Graph    *graphapi.Client
+	Store    *redisstore.Store
+	Logger   *slog.Logger
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+}
+
+// Server holds the handlers' dependencies.
+type Server struct {
+	Deps
+}
+
+// New returns the HTTP handler of the whole API.
+func New(d Deps) http.Handler {
+	if d.Logger == nil {
+		d.Logger = slog.Default()
+	}
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	s := &Server{Deps: d}
+	r := chi.NewRouter()
+	r.Use(middleware.Recoverer)
+	r.NotFound(s.handle(func(http.ResponseWriter, *http.Request) error {
+		return shared.Errorf(shared.KindNotFound, "Ruta no encontrada")
+	}))
+	r.MethodNotAllowed(s.handle(func(http.ResponseWriter, *http.Request) error {
+		return shared.Errorf(shared.KindInvalid, "Método no permitido")
+	}))
+
+	r.Get("/webhook", s.handleWebhookVerify)
+	r.Post("/webhook", s.handle(s.webhook))
+
+	r.Route("/api", func(r chi.Router) {
+		r.Get("/health", s.handle(s.health))
+		r.Group(func(r chi.Router) {
+			r.Use(s.requireAPIKey)
+
+			r.Post("/send-message", s.handle(s.sendMessage))
+			r.Post("/send-template", s.handle(s.sendTemplate))
+			r.Post("/send-interactive", s.handle(s.sendInteractive))
+			r.Post("/send-list", s.handle(s.sendList))
+
+			r.Post("/send-bulk", s.handle(s.sendBulk))
+			r.Post("/send-bulk-list", s.handle(s.sendBulkList))
+			r.Post("/send-bulk-interactive", s.handle(s.sendBulkInteractive))
+			r.Post("/send-broadcast-interactive", s.handle(s.sendBroadcastInteractive))
+			r.Post("/send-personalized-broadcast", s.handle(s.sendPersonalizedBroadcast))
+
+			r.Get("/task-status/{task_id}", s.handle(s.taskStatus))
+			r.Get("/media/{media_id}", s.handle(s.media))
+
+			r.Get("/numbers", s.handle(s.listNumbers))
+			r.Post("/numbers", s.handle(s.addNumber))
+			r.Post("/numbers/clear", s.handle(s.clearNumbers))
+			r.Get("/numbers/{phone}", s.handle(s.getNumber))
+			r.Delete("/numbers/{phone}", s.handle(s.deleteNumber))
+
+			r.Get("/queue/status", s.handle(s.queueStatus))
+			r.Get("/queue/lengths", s.handle(s.queueLengths))
+			r.Delete("/queue/clear", s.handle(s.queueClear))
+			r.Post("/queue/test", s.handle(s.queueTest))
+
+			r.Get("/status", s.handle(s.status))
+		})
+	})
+	return r
+}
+
+// handle adapts a handler that returns an error: the error is written in the contract's
+// shape with the status of its kind; internal errors are logged and never shown.
+func (s *Server) handle(h func(http.ResponseWriter, *http.Request) error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		err := h(w, r)
+		if err == nil {
+			return
+		}
+		status := shared.HTTPStatus(err)
+		if status >= 500 {
+			s.Logger.Error("request failed", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
+		}
+		writeJSON(w, status, map[string]any{"success": false, "error": shared.ClientMessage(err)})
+	}
+}
+
+// requireAPIKey enforces API_KEY, when set, by X-API-Key or Authorization: Bearer.
+func (s *Server) requireAPIKey(next http.Handler) http.Handler {
+	want := s.Config.APIKey
+	if want == "" {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got := r.Header.Get("X-API-Key")
+		if got == "" {
+			if a := r.Header.Get("Authorization"); len(a) > 7 && strings.EqualFold(a[:7], "bearer ") {
+				got = a[7:]
+			}
+		}
+		if subtle.ConstantTimeCompare([]byte(got), []byte(want)) != 1 {
+			writeJSON(w, http.StatusUnauthorized, map[string]any{"success": false,
+				"error": "No autorizado: se requiere una API key válida en X-API-Key o Authorization: Bearer"})
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
+}
+
+// decode reads a JSON body of at most limit bytes into v. It rejects malformed JSON,
+// trailing data and oversized bodies with clear client errors.
+func decode(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
+	body := http.MaxBytesReader(w, r.Body, limit)
+	dec := json.NewDecoder(body)
+	if err := dec.Decode(v); err != nil {
+		var maxErr *http.MaxBytesError
+		var syntaxErr *json.SyntaxError
+		var typeErr *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &maxErr):
+			return shared.Invalidf("El cuerpo de la solicitud supera el máximo de %d bytes", limit)
+		case errors.Is(err, io.EOF):
+			return shared.Invalidf("Se requiere un cuerpo JSON")
+		case errors.As(err, &syntaxErr):
+			return shared.Invalidf("JSON inválido en la posición %d: %v", syntaxErr.Offset, syntaxErr)
+		case errors.As(err, &typeErr):
+			return shared.Invalidf("Tipo inválido en el campo '%s': se esperaba %s", typeErr.Field, typeErr.Type)
+		case errors.Is(err, io.ErrUnexpectedEOF):
+			return shared.Invalidf("JSON inválido: el cuerpo termina antes de tiempo")
+		default:
+			return shared.Invalidf("JSON inválido: %v", err)
+		}
+	}
+	if dec.More() {
+		return shared.Invalidf("JSON inválido: hay datos después del objeto")
+	}
+	return nil
+}
+
+func (s *Server) health(w http.ResponseWriter, _ *http.Request) error {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	return nil
+}
