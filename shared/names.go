@@ -29,3 +29,11 @@ const (
 	MemoFailed   = "failed"
 	MemoProgress = "progress"
 )
+
+// Activity names of the bulk workflow; the activities are methods of the same names on
+// activities.Activities.
+const (
+	UploadMediaActivity = "UploadMedia"
+	SendChunkActivity   = "SendChunk"
+	FinishTaskActivity  = "FinishTask"
+)

@@ -82,3 +82,16 @@ type ChunkResult struct {
 	Failed int              `json:"failed"`
 	Errors []RecipientError `json:"errors,omitempty"`
 }
+
+// UploadMediaInput asks for one header media of a task to be uploaded to Meta.
+type UploadMediaInput struct {
+	TaskID string   `json:"task_id"`
+	Media  MediaRef `json:"media"`
+}
+
+// ChunkSize is how many recipients one send activity takes: large enough that the pause
+// between two chunks costs little throughput, small enough that the Web UI and the
+// carried counters move every few seconds.
+func ChunkSize(maxWorkers int) int {
+	return min(max(50*maxWorkers, 500), 10_000)
+}
