@@ -292,12 +292,19 @@ func CountRecipients(path string, n int) error {
 // Index formats the path of the i-th element of a list field.
 func Index(list string, i int) string { return fmt.Sprintf("%s[%d]", list, i) }
 
-// DistinctMedia returns the distinct media headers of msgs, in first-seen order: each is
-// uploaded once per task and reused by id.
+// MaxTaskMedia bounds the distinct header media a task uploads; further distinct links
+// (per-recipient media) are sent by link, which Meta fetches and caches itself.
+const MaxTaskMedia = 50
+
+// DistinctMedia returns the distinct media headers of msgs, in first-seen order, at most
+// MaxTaskMedia: each is uploaded once per task and reused by id.
 func DistinctMedia(msgs []Message) []MediaRef {
 	var out []MediaRef
 	seen := map[string]bool{}
 	for _, m := range msgs {
+		if len(out) == MaxTaskMedia {
+			break
+		}
 		if m.Header.IsMedia() && m.Header.Link != "" && !seen[m.Header.Link] {
 			seen[m.Header.Link] = true
 			out = append(out, MediaRef{Type: m.Header.Type, Link: m.Header.Link})

@@ -1,0 +1,172 @@
+// Package workflows holds wagate's Temporal workflow code: deterministic, no I/O.
+package workflows
+
+import (
+	"fmt"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/wagate/wagate/shared"
+)
+
+// maxChunksPerRun bounds the history of one run (about eight events per chunk) well
+// below Temporal's limits; the task then continues as new with its counters.
+const maxChunksPerRun = 200
+
+// Activity options of the bulk workflow.
+var (
+	// uploadOptions: downloading the client's URL and uploading it to Meta, three attempts.
+	uploadOptions = workflow.ActivityOptions{
+		StartToCloseTimeout: 5 * time.Minute,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval: 2 * time.Second, BackoffCoefficient: 2, MaximumAttempts: 3,
+		},
+	}
+	// sendOptions: a chunk retries per recipient inside the activity (three attempts,
+	// permanent errors at once, rate limits honoured); the activity itself is retried
+	// only when its worker dies or Redis fails, and resumes from the send ledger.
+	sendOptions = workflow.ActivityOptions{
+		StartToCloseTimeout: 2 * time.Hour,
+		HeartbeatTimeout:    10 * time.Second,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 30 * time.Second,
+		},
+	}
+	finishOptions = workflow.ActivityOptions{
+		StartToCloseTimeout: 30 * time.Second,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute,
+		},
+	}
+)
+
+// BulkSend sends every staged message of one task. Its workflow ID is the task_id. It
+// uploads each distinct header media once, then sends the recipients chunk by chunk,
+// each chunk with at most MaxWorkers sends in flight, and continues as new every
+// maxChunksPerRun chunks carrying its counters. The status query answers a
+// shared.TaskState at any time; the result is the final shared.TaskResult.
+func BulkSend(ctx workflow.Context, in shared.BulkInput) (shared.TaskResult, error) {
+	b := &bulk{in: in}
+	if err := workflow.SetQueryHandler(ctx, shared.StatusQuery, func() (shared.TaskState, error) {
+		return b.state(), nil
+	}); err != nil {
+		return shared.TaskResult{}, err
+	}
+	if err := b.validate(); err != nil {
+		return shared.TaskResult{}, err
+	}
+	b.uploadMedia(ctx)
+
+	sendCtx := workflow.WithActivityOptions(ctx, sendOptions)
+	for chunks := 0; b.in.Cursor < b.in.Total; chunks++ {
+		if chunks >= maxChunksPerRun || workflow.GetInfo(ctx).GetContinueAsNewSuggested() {
+			return shared.TaskResult{}, workflow.NewContinueAsNewError(ctx, BulkSend, b.in)
+		}
+		n := min(shared.ChunkSize(b.in.MaxWorkers), b.in.Total-b.in.Cursor)
+		var res shared.ChunkResult
+		err := workflow.ExecuteActivity(sendCtx, shared.SendChunkActivity, shared.ChunkInput{
+			TaskID: b.in.TaskID, Offset: b.in.Cursor, Count: n, MaxWorkers: b.in.MaxWorkers, Media: b.in.Media,
+		}).Get(ctx, &res)
+		if err != nil {
+			return shared.TaskResult{}, fmt.Errorf("send recipients %d-%d: %w", b.in.Cursor, b.in.Cursor+n-1, err)
+		}
+		b.add(res, n)
+		b.upsertMemo(ctx)
+	}
+
+	now := workflow.Now(ctx)
+	b.completedAt = &now
+	final := b.state()
+	finishCtx := workflow.WithActivityOptions(ctx, finishOptions)
+	if err := workflow.ExecuteActivity(finishCtx, shared.FinishTaskActivity, final).Get(ctx, nil); err != nil {
+		return shared.TaskResult{}, err
+	}
+	return final.Result, nil
+}
+
+type bulk struct {
+	in          shared.BulkInput
+	completedAt *time.Time
+}
+
+func (b *bulk) validate() error {
+	if b.in.TaskID == "" || b.in.Total < 0 || b.in.MaxWorkers < 1 || b.in.Cursor > b.in.Total {
+		return temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("invalid bulk input: task %q, total %d, max workers %d, cursor %d",
+				b.in.TaskID, b.in.Total, b.in.MaxWorkers, b.in.Cursor),
+			"InvalidInput", nil)
+	}
+	return nil
+}
+
+// uploadMedia uploads each header media that has no media id yet. A media that cannot
+// be uploaded is sent by link instead, which Meta fetches itself.
+func (b *bulk) uploadMedia(ctx workflow.Context) {
+	uctx := workflow.WithActivityOptions(ctx, uploadOptions)
+	for i, m := range b.in.Media {
+		if m.MediaID != "" || m.Link == "" {
+			continue
+		}
+		var got shared.MediaRef
+		err := workflow.ExecuteActivity(uctx, shared.UploadMediaActivity,
+			shared.UploadMediaInput{TaskID: b.in.TaskID, Media: m}).Get(ctx, &got)
+		if err != nil {
+			workflow.GetLogger(ctx).Warn("header media not uploaded; sending it by link", "link", m.Link, "error", err)
+			b.in.Media[i].MediaID = ""
+			continue
+		}
+		b.in.Media[i].MediaID = got.MediaID
+	}
+}
+
+func (b *bulk) add(res shared.ChunkResult, n int) {
+	b.in.Cursor += n
+	b.in.Sent += res.Sent
+	b.in.Failed += res.Failed
+	for _, e := range res.Errors {
+		if len(b.in.Errors) >= shared.MaxTaskErrors {
+			break
+		}
+		b.in.Errors = append(b.in.Errors, e)
+	}
+}
+
+func (b *bulk) upsertMemo(ctx workflow.Context) {
+	done := b.in.Sent + b.in.Failed
+	pct := 100
+	if b.in.Total > 0 {
+		pct = done * 100 / b.in.Total
+	}
+	// The memo is what the Web UI shows for the task; an upsert failure only costs display.
+	_ = workflow.UpsertMemo(ctx, map[string]any{
+		shared.MemoSent:     b.in.Sent,
+		shared.MemoFailed:   b.in.Failed,
+		shared.MemoProgress: fmt.Sprintf("%d/%d (%d%%)", done, b.in.Total, pct),
+	})
+}
+
+// state is the status query's answer.
+func (b *bulk) state() shared.TaskState {
+	st := shared.TaskState{
+		TaskID: b.in.TaskID,
+		Kind:   b.in.Kind,
+		Status: shared.StatusStarted,
+		Result: shared.TaskResult{
+			Sent: b.in.Sent, Failed: b.in.Failed, Total: b.in.Total,
+			Errors: append([]shared.RecipientError{}, b.in.Errors...),
+		},
+		CreatedAt:   b.in.CreatedAt,
+		CompletedAt: b.completedAt,
+	}
+	switch {
+	case b.completedAt != nil:
+		st.Status = shared.StatusSuccess
+	case b.in.Sent+b.in.Failed == 0:
+		// Nothing has finished yet; the API promotes the task to STARTED as soon as the
+		// ledger counts a first recipient.
+		st.Status = shared.StatusPending
+	}
+	return st
+}
