@@ -128,7 +128,7 @@ var codeClass = map[int]Class{
 // code (whatsapp-cloud-api.md §5); an unknown code is retryable with a 5xx status and
 // permanent otherwise (429 counts as rate limited). Answers without Meta's error object
 // are retryable for 5xx and 408, rate limited for 429, permanent otherwise. Network
-// errors, timeouts and context deadlines are retryable. A KindUnavailable
+// errors, timeouts, context deadlines and cancellations are retryable. A KindUnavailable
 // *shared.Error is retryable; any other error (a message that cannot be built, an
 // oversized download) is permanent. Classify(nil) is 0.
 func Classify(err error) Class {
