@@ -1,0 +1,210 @@
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// LedgerState is the state of one recipient in a task's send ledger.
+type LedgerState byte
+
+// Ledger states. Sent and Failed are final: once written they never change.
+const (
+	LedgerNone    LedgerState = 0   // never claimed
+	LedgerClaimed LedgerState = 'c' // a send may have reached Meta; no outcome recorded
+	LedgerSent    LedgerState = 's' // Meta accepted the message
+	LedgerFailed  LedgerState = 'f' // the recipient failed for good
+)
+
+// Final reports whether the state is an outcome that never changes.
+func (st LedgerState) Final() bool { return st == LedgerSent || st == LedgerFailed }
+
+// LedgerEntry is one recipient's line in a task's send ledger.
+type LedgerEntry struct {
+	State LedgerState
+	WAMID string // the message id Meta returned, when Sent
+	Code  int    // Meta's error code, when Failed and Meta answered
+	Error string // why it failed, when Failed
+}
+
+// The ledger stores one short string per recipient ("c", "s|<wamid>",
+// "f|<code>|<text>") in hashes of 100 recipients each. Hashes that small stay in Redis's
+// compact listpack encoding, which costs about the bytes of the values: a 100k
+// recipient task takes ~7 MB where one big hash would take ~12 MB.
+//
+// The scripts take KEYS = {ledger bucket, progress, staged messages} and ARGV =
+// {field, bucket number, fallback TTL in ms, ...}. A bucket created by a script gets
+// the remaining TTL of the staged messages (or the fallback when none are staged), so
+// ledgers of tasks that never finish do not outlive their messages, and its number is
+// noted in progress.top so that FinishTask can find every bucket.
+const ledgerNewBucket = `
+local function touch()
+  if redis.call('PTTL', KEYS[1]) ~= -1 and redis.call('PTTL', KEYS[2]) ~= -1 then return end
+  local ttl = redis.call('PTTL', KEYS[3])
+  if ttl <= 0 then ttl = tonumber(ARGV[3]) end
+  if redis.call('PTTL', KEYS[1]) == -1 then redis.call('PEXPIRE', KEYS[1], ttl) end
+  local top = tonumber(redis.call('HGET', KEYS[2], 'top') or '-1')
+  if tonumber(ARGV[2]) > top then redis.call('HSET', KEYS[2], 'top', ARGV[2]) end
+  if redis.call('PTTL', KEYS[2]) == -1 then redis.call('PEXPIRE', KEYS[2], ttl) end
+end
+local function final(v)
+  if not v then return false end
+  local c = string.sub(v, 1, 1)
+  return c == 's' or c == 'f'
+end
+`
+
+// ledgerClaimScript marks a recipient claimed unless its outcome is already final.
+// It returns 1 when the entry is (now) claimed, 0 when it was final.
+var ledgerClaimScript = redis.NewScript(ledgerNewBucket + `
+local v = redis.call('HGET', KEYS[1], ARGV[1])
+if final(v) then return 0 end
+if not v then
+  redis.call('HSET', KEYS[1], ARGV[1], 'c')
+  touch()
+end
+return 1
+`)
+
+// ledgerRecordScript writes a final outcome (ARGV[4]) once and counts it in the progress
+// counter named ARGV[5]. It returns 1 when it wrote, 0 when the entry was already final.
+var ledgerRecordScript = redis.NewScript(ledgerNewBucket + `
+if final(redis.call('HGET', KEYS[1], ARGV[1])) then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[4])
+redis.call('HINCRBY', KEYS[2], ARGV[5], 1)
+touch()
+return 1
+`)
+
+func (s *Store) ledgerScript(ctx context.Context, script *redis.Script, taskID string, index int, extra ...any) (int, error) {
+	if index < 0 {
+		return 0, fmt.Errorf("negative recipient index %d", index)
+	}
+	b := index / ledgerBucket
+	keys := []string{s.ledgerKey(taskID, b), s.progressKey(taskID), s.msgsKey(taskID)}
+	args := append([]any{index % ledgerBucket, b, defaultTaskTTL.Milliseconds()}, extra...)
+	return script.Run(ctx, s.rdb, keys, args...).Int()
+}
+
+// Claim marks recipient index of a task as claimed, before its message is handed to
+// Meta, unless its outcome is already final (then it changes nothing). The check and
+// the write are one atomic step.
+func (s *Store) Claim(ctx context.Context, taskID string, index int) error {
+	if _, err := s.ledgerScript(ctx, ledgerClaimScript, taskID, index); err != nil {
+		return fmt.Errorf("redis: claim recipient %d of task %s: %w", index, taskID, err)
+	}
+	return nil
+}
+
+// Record stores the final outcome of recipient index once. If the entry is already
+// final it changes nothing and returns false; otherwise it writes e and increments the
+// task's sent or failed counter in the same atomic step, and returns true. So however
+// often a send is retried or recorded concurrently, it is counted once.
+func (s *Store) Record(ctx context.Context, taskID string, index int, e LedgerEntry) (bool, error) {
+	var counter string
+	switch e.State {
+	case LedgerSent:
+		counter = fieldSent
+	case LedgerFailed:
+		counter = fieldFailed
+	default:
+		return false, fmt.Errorf("redis: record recipient %d of task %s: state %q is not final", index, taskID, e.State)
+	}
+	n, err := s.ledgerScript(ctx, ledgerRecordScript, taskID, index, encodeEntry(e), counter)
+	if err != nil {
+		return false, fmt.Errorf("redis: record recipient %d of task %s: %w", index, taskID, err)
+	}
+	return n == 1, nil
+}
+
+// Ledger returns the entries of recipients [offset, offset+count) of a task, in one
+// round trip; recipients with no entry have State LedgerNone.
+func (s *Store) Ledger(ctx context.Context, taskID string, offset, count int) ([]LedgerEntry, error) {
+	if offset < 0 || count < 0 {
+		return nil, fmt.Errorf("redis: ledger of task %s: bad range offset=%d count=%d", taskID, offset, count)
+	}
+	out := make([]LedgerEntry, count)
+	if count == 0 {
+		return out, nil
+	}
+	pipe := s.rdb.Pipeline()
+	var cmds []*redis.SliceCmd
+	for i := offset; i < offset+count; {
+		b := i / ledgerBucket
+		end := min((b+1)*ledgerBucket, offset+count)
+		fields := make([]string, 0, end-i)
+		for j := i; j < end; j++ {
+			fields = append(fields, strconv.Itoa(j%ledgerBucket))
+		}
+		cmds = append(cmds, pipe.HMGet(ctx, s.ledgerKey(taskID, b), fields...))
+		i = end
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, fmt.Errorf("redis: ledger of task %s: %w", taskID, err)
+	}
+	i := 0
+	for _, c := range cmds {
+		for _, v := range c.Val() {
+			if str, ok := v.(string); ok {
+				e, err := decodeEntry(str)
+				if err != nil {
+					return nil, fmt.Errorf("redis: ledger of task %s, recipient %d: %w", taskID, offset+i, err)
+				}
+				out[i] = e
+			}
+			i++
+		}
+	}
+	return out, nil
+}
+
+// Progress returns the live counters of a task that Record maintains.
+func (s *Store) Progress(ctx context.Context, taskID string) (sent, failed int, err error) {
+	vals, err := s.rdb.HMGet(ctx, s.progressKey(taskID), fieldSent, fieldFailed).Result()
+	if err != nil {
+		return 0, 0, fmt.Errorf("redis: progress of task %s: %w", taskID, err)
+	}
+	n := make([]int, 2)
+	for i, v := range vals {
+		if str, ok := v.(string); ok {
+			if n[i], err = strconv.Atoi(str); err != nil {
+				return 0, 0, fmt.Errorf("redis: progress of task %s: %w", taskID, err)
+			}
+		}
+	}
+	return n[0], n[1], nil
+}
+
+func encodeEntry(e LedgerEntry) string {
+	switch e.State {
+	case LedgerSent:
+		return "s|" + e.WAMID
+	case LedgerFailed:
+		return "f|" + strconv.Itoa(e.Code) + "|" + e.Error
+	case LedgerClaimed:
+		return "c"
+	}
+	return ""
+}
+
+func decodeEntry(v string) (LedgerEntry, error) {
+	switch {
+	case v == "c":
+		return LedgerEntry{State: LedgerClaimed}, nil
+	case strings.HasPrefix(v, "s|"):
+		return LedgerEntry{State: LedgerSent, WAMID: v[2:]}, nil
+	case strings.HasPrefix(v, "f|"):
+		code, text, ok := strings.Cut(v[2:], "|")
+		n, err := strconv.Atoi(code)
+		if !ok || err != nil {
+			break
+		}
+		return LedgerEntry{State: LedgerFailed, Code: n, Error: text}, nil
+	}
+	return LedgerEntry{}, errors.New("malformed ledger entry " + strconv.Quote(v))
+}
