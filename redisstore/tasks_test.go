@@ -32,7 +32,7 @@ func testMessages(n int) []shared.Message {
 			}}
 		case 2:
 			msgs[i] = shared.Message{To: to, Kind: shared.KindCTAURL, Body: "b", Button: "Ver",
-				URL: fmt.Sprintf("https://example.com/%d", i),
+				URL:    fmt.Sprintf("https://example.com/%d", i),
 				Header: &shared.Header{Type: shared.HeaderImage, Link: "https://example.com/a.png"}}
 		case 3:
 			msgs[i] = shared.Message{To: to, Kind: shared.KindList, Body: "elige", Button: "Menú",
