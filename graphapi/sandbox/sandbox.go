@@ -1,0 +1,760 @@
+// Package sandbox is a stand-in for Meta's WhatsApp Cloud API (the Graph API endpoints
+// wagate uses). It validates payloads against Meta's documented rules and limits,
+// answers with Meta's success and error shapes and codes, enforces the per-number and
+// per-recipient rate limits, keeps uploaded media, sends signed status webhooks, and can
+// inject faults. It serves tests and benchmarks in process (Handler) and the dev stack as
+// the cmd/sandbox binary. It never contacts anything but the configured webhook URL.
+package sandbox
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"hash/maphash"
+	"io"
+	"log/slog"
+	mrand "math/rand/v2"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+const (
+	// DefaultStatusDelay spaces the sent, delivered and read webhooks of one message.
+	DefaultStatusDelay = 200 * time.Millisecond
+	// DefaultTimeoutDelay is how long a Timeout fault hangs when Faults.TimeoutDelay is 0.
+	DefaultTimeoutDelay = 30 * time.Second
+
+	pairWindow     = 6 * time.Second
+	mpsWindow      = time.Second
+	messageLogSize = 10_000
+	// maxDuplicateHashes bounds duplicate detection memory (8 bytes a message plus map
+	// overhead); past it the set starts over.
+	maxDuplicateHashes = 4_000_000
+	maxSendBody        = 1 << 20
+)
+
+// Options configures a Server. The zero value accepts any token and phone number id,
+// answers at once, and enforces no rate limit.
+type Options struct {
+	PhoneNumberID string        // accepted phone-number-id; "" accepts any
+	Token         string        // accepted bearer token; "" accepts any non-empty bearer
+	Latency       time.Duration // added before answering /messages and /media
+	Jitter        time.Duration // +- uniform jitter on Latency
+	// MPS is Meta's per-number throughput limit: more than MPS accepted sends in any 1 s
+	// window answer 130429; 0 = no limit.
+	MPS int
+	// PairBurst bounds messages to one recipient: more than PairBurst within 6 s answer
+	// 131056; 0 = off.
+	PairBurst int
+	// PublicURL is the base URL media download links point to; when empty, the request's
+	// Host is used. It may be set later with SetPublicURL.
+	PublicURL string
+	// WebhookURL, when set, receives status webhooks (sent, delivered, read) for each
+	// accepted message.
+	WebhookURL string
+	// AppSecret keys the X-Hub-Signature-256 header of those webhooks; unsigned when empty.
+	AppSecret   string
+	StatusDelay time.Duration // spacing between sent -> delivered -> read (default 200ms)
+	Logger      *slog.Logger
+}
+
+// Faults are injected into POST /messages after a payload passed validation. A
+// probability is in [0, 1]; 1 makes every send fail that way.
+type Faults struct {
+	// RateLimit is the probability of answering 130429 (HTTP 400, OAuthException).
+	RateLimit float64 `json:"rate_limit,omitempty"`
+	// ServerError is the probability of HTTP 500 with Meta's body, code 1.
+	ServerError float64 `json:"server_error,omitempty"`
+	// BadGateway is the probability of HTTP 502 with an HTML body and no Meta JSON.
+	BadGateway float64 `json:"bad_gateway,omitempty"`
+	// Timeout is the probability of accepting the message (it IS delivered) and then
+	// hanging TimeoutDelay before answering: an ambiguous outcome for the client.
+	Timeout      float64       `json:"timeout,omitempty"`
+	TimeoutDelay time.Duration `json:"-"` // in JSON: "timeout_delay" as "30s" or nanoseconds
+	// PermanentTo maps recipient digits to the Meta code answered to every send to them
+	// (e.g. 131026, 131047, 131050, 100).
+	PermanentTo map[string]int `json:"permanent_to,omitempty"`
+	// FailFirst maps recipient digits to how many initial sends to them are answered with
+	// a retryable 131000 (HTTP 500) before they succeed.
+	FailFirst map[string]int `json:"fail_first,omitempty"`
+}
+
+type faultsJSON Faults
+
+type faultsWire struct {
+	faultsJSON
+	TimeoutDelay any `json:"timeout_delay,omitempty"`
+}
+
+// MarshalJSON writes TimeoutDelay as a Go duration string.
+func (f Faults) MarshalJSON() ([]byte, error) {
+	w := faultsWire{faultsJSON: faultsJSON(f)}
+	if f.TimeoutDelay != 0 {
+		w.TimeoutDelay = f.TimeoutDelay.String()
+	}
+	return json.Marshal(w)
+}
+
+// UnmarshalJSON accepts timeout_delay as a duration string ("2s") or as nanoseconds.
+func (f *Faults) UnmarshalJSON(b []byte) error {
+	var w faultsWire
+	if err := json.Unmarshal(b, &w); err != nil {
+		return err
+	}
+	*f = Faults(w.faultsJSON)
+	switch d := w.TimeoutDelay.(type) {
+	case nil:
+	case string:
+		v, err := time.ParseDuration(d)
+		if err != nil {
+			return fmt.Errorf("timeout_delay: %w", err)
+		}
+		f.TimeoutDelay = v
+	case float64:
+		f.TimeoutDelay = time.Duration(d)
+	default:
+		return fmt.Errorf("timeout_delay: want a duration string or nanoseconds")
+	}
+	return nil
+}
+
+// Stats counts what the sandbox did since it started or was last Reset.
+type Stats struct {
+	Accepted       int64 `json:"accepted"`        // sends answered 200 (duplicates included)
+	Rejected       int64 `json:"rejected"`        // sends answered with an error
+	Duplicates     int64 `json:"duplicates"`      // accepted sends identical to an earlier accepted one
+	Uploads        int64 `json:"uploads"`         // media uploads stored
+	MediaGets      int64 `json:"media_gets"`      // GET /{media-id} answered
+	WebhooksSent   int64 `json:"webhooks_sent"`   // statuses posted and answered 200
+	WebhooksFailed int64 `json:"webhooks_failed"` // statuses dropped or not answered 200
+	// ByType counts accepted sends per type: text, template, interactive.cta_url,
+	// interactive.list, interactive.button, image, video, document.
+	ByType map[string]int64 `json:"by_type"`
+	// ByCode counts rejected sends per Meta code; an HTML 502 counts under 502.
+	ByCode map[int]int64 `json:"by_code"`
+	// MaxInFlight is the highest number of concurrent /messages requests seen.
+	MaxInFlight int64 `json:"max_in_flight"`
+}
+
+type logEntry struct {
+	to      string
+	payload json.RawMessage
+}
+
+// window remembers the last len(ts) event times (nanoseconds since the server started,
+// 0 = empty): a new event fits when the oldest of them is older than the span.
+type window struct {
+	ts   []int64
+	next int
+}
+
+func newWindow(n int) *window { return &window{ts: make([]int64, n)} }
+
+func (w *window) fits(now, span int64) bool {
+	oldest := w.ts[w.next]
+	return oldest == 0 || now-oldest >= span
+}
+
+func (w *window) add(now int64) {
+	w.ts[w.next] = now
+	w.next = (w.next + 1) % len(w.ts)
+}
+
+func (w *window) newest() int64 { return w.ts[(w.next+len(w.ts)-1)%len(w.ts)] }
+
+// Server is a Graph API sandbox. Its methods are safe for concurrent use.
+type Server struct {
+	opts      Options
+	log       *slog.Logger
+	start     time.Time
+	publicURL atomic.Pointer[string]
+	faults    atomic.Pointer[Faults]
+	urlKey    []byte
+	seed      maphash.Seed
+	seq       atomic.Uint64
+	media     *mediaStore
+	hooks     *webhooks
+
+	inFlight    atomic.Int64
+	maxInFlight atomic.Int64
+
+	mu         sync.Mutex // guards everything below
+	stats      Stats
+	dups       map[uint64]struct{}
+	deliveries map[string]int64
+	msgLog     []logEntry // ring of the last messageLogSize accepted payloads
+	logNext    int
+	mps        map[string]*window // per phone number id
+	pair       map[string]*window // per recipient digits
+	pairSwept  int64
+	failed     map[string]int // FailFirst answers given per recipient
+}
+
+// New builds a Server. When opts.WebhookURL is set it starts the webhook senders; Close
+// stops them.
+func New(opts Options) *Server {
+	if opts.StatusDelay <= 0 {
+		opts.StatusDelay = DefaultStatusDelay
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	key := make([]byte, 32)
+	rand.Read(key)
+	s := &Server{
+		opts:   opts,
+		log:    log,
+		start:  time.Now(),
+		urlKey: key,
+		seed:   maphash.MakeSeed(),
+		media:  newMediaStore(maxMediaBytes),
+	}
+	s.SetPublicURL(opts.PublicURL)
+	s.faults.Store(&Faults{})
+	s.resetLocked()
+	if opts.WebhookURL != "" {
+		s.hooks = newWebhooks(opts.WebhookURL, opts.AppSecret, opts.StatusDelay, log)
+	}
+	return s
+}
+
+// Close stops the webhook senders; statuses not yet posted are dropped. The handler
+// keeps answering.
+func (s *Server) Close() {
+	if s.hooks != nil {
+		s.hooks.close()
+	}
+}
+
+// SetPublicURL sets the base URL used in media download links, for a server whose
+// address is known only after it started listening.
+func (s *Server) SetPublicURL(u string) {
+	u = strings.TrimRight(u, "/")
+	s.publicURL.Store(&u)
+}
+
+// SetFaults replaces the injected faults and restarts the FailFirst counts.
+func (s *Server) SetFaults(f Faults) {
+	s.faults.Store(&f)
+	s.mu.Lock()
+	s.failed = make(map[string]int)
+	s.mu.Unlock()
+}
+
+// Stats returns a copy of the counters.
+func (s *Server) Stats() Stats {
+	s.mu.Lock()
+	st := s.stats
+	st.ByType = make(map[string]int64, len(s.stats.ByType))
+	for k, v := range s.stats.ByType {
+		st.ByType[k] = v
+	}
+	st.ByCode = make(map[int]int64, len(s.stats.ByCode))
+	for k, v := range s.stats.ByCode {
+		st.ByCode[k] = v
+	}
+	s.mu.Unlock()
+	st.MaxInFlight = s.maxInFlight.Load()
+	if s.hooks != nil {
+		st.WebhooksSent = s.hooks.sent.Load()
+		st.WebhooksFailed = s.hooks.failed.Load()
+	}
+	return st
+}
+
+// Reset zeroes the stats, the message log, duplicate detection, delivery counts, the
+// rate-limit windows and the FailFirst counts. Faults and media are kept.
+func (s *Server) Reset() {
+	s.mu.Lock()
+	s.resetLocked()
+	s.mu.Unlock()
+	s.maxInFlight.Store(s.inFlight.Load())
+	if s.hooks != nil {
+		s.hooks.sent.Store(0)
+		s.hooks.failed.Store(0)
+	}
+}
+
+func (s *Server) resetLocked() {
+	s.stats = Stats{ByType: make(map[string]int64), ByCode: make(map[int]int64)}
+	s.dups = make(map[uint64]struct{})
+	s.deliveries = make(map[string]int64)
+	s.msgLog = make([]logEntry, 0, 64)
+	s.logNext = 0
+	s.mps = make(map[string]*window)
+	s.pair = make(map[string]*window)
+	s.failed = make(map[string]int)
+}
+
+// Messages returns the accepted payloads for one recipient (any format; compared by
+// digits), oldest first. Only the last 10,000 accepted messages overall are kept.
+func (s *Server) Messages(to string) []json.RawMessage {
+	digits := onlyDigits(to)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []json.RawMessage
+	n := len(s.msgLog)
+	start := 0
+	if n == messageLogSize {
+		start = s.logNext
+	}
+	for i := range n {
+		e := s.msgLog[(start+i)%n]
+		if e.to == digits {
+			out = append(out, e.payload)
+		}
+	}
+	return out
+}
+
+// Deliveries returns how many sends to `to` were accepted (duplicates included).
+func (s *Server) Deliveries(to string) int {
+	digits := onlyDigits(to)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return int(s.deliveries[digits])
+}
+
+func onlyDigits(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r >= '0' && r <= '9' {
+			return r
+		}
+		return -1
+	}, s)
+}
+
+// Handler returns the HTTP handler serving the Graph API routes (with or without a
+// /vNN.N prefix) and the /_sandbox control, download and asset routes.
+func (s *Server) Handler() http.Handler { return http.HandlerFunc(s.serve) }
+
+func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
+	parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
+	if parts[0] == "_sandbox" {
+		s.serveControl(w, r, parts[1:])
+		return
+	}
+	if isVersion(parts[0]) {
+		parts = parts[1:]
+	}
+	var e *apiError
+	switch {
+	case len(parts) == 2 && parts[1] == "messages":
+		if r.Method != http.MethodPost {
+			e = unsupported(strings.ToLower(r.Method), parts[0]+"/messages")
+			break
+		}
+		e = s.handleSend(w, r, parts[0])
+	case len(parts) == 2 && parts[1] == "media":
+		if r.Method != http.MethodPost {
+			e = unsupported(strings.ToLower(r.Method), parts[0]+"/media")
+			break
+		}
+		e = s.handleUpload(w, r, parts[0])
+	case len(parts) == 1 && parts[0] != "":
+		e = s.handleNode(w, r, parts[0])
+	default:
+		e = &apiError{status: http.StatusBadRequest, code: CodeUnknownPath, typ: "OAuthException",
+			message: "Unknown path components: " + r.URL.Path, details: "Unknown path components: " + r.URL.Path}
+	}
+	if e != nil {
+		writeError(w, e)
+	}
+}
+
+// isVersion reports whether seg looks like "v23.0".
+func isVersion(seg string) bool {
+	major, minor, ok := strings.Cut(strings.TrimPrefix(seg, "v"), ".")
+	return ok && len(seg) > 1 && seg[0] == 'v' && allDigits(major) && allDigits(minor)
+}
+
+func allDigits(s string) bool {
+	return s != "" && strings.Trim(s, "0123456789") == ""
+}
+
+// handleNode answers GET and DELETE on /{v}/{id}: an uploaded media id, or the phone
+// number itself (the health ping).
+func (s *Server) handleNode(w http.ResponseWriter, r *http.Request, id string) *apiError {
+	if e := s.checkAuth(r); e != nil {
+		return e
+	}
+	method := strings.ToLower(r.Method)
+	if it := s.media.get(id); it != nil {
+		switch r.Method {
+		case http.MethodGet:
+			return s.handleMediaGet(w, r, it)
+		case http.MethodDelete:
+			s.media.delete(id)
+			writeJSON(w, http.StatusOK, map[string]bool{"success": true})
+			return nil
+		}
+		return unsupported(method, id)
+	}
+	if r.Method != http.MethodGet || !allDigits(id) || (s.opts.PhoneNumberID != "" && id != s.opts.PhoneNumberID) {
+		return unsupported(method, id)
+	}
+	return s.handlePhone(w, r, id)
+}
+
+func (s *Server) handlePhone(w http.ResponseWriter, r *http.Request, pnid string) *apiError {
+	all := map[string]any{
+		"id":                       pnid,
+		"display_phone_number":     DisplayPhoneNumber,
+		"verified_name":            "wagate sandbox",
+		"quality_rating":           "GREEN",
+		"platform_type":            "CLOUD_API",
+		"code_verification_status": "VERIFIED",
+		"name_status":              "APPROVED",
+		"throughput":               map[string]string{"level": "STANDARD"},
+		"whatsapp_business_manager_messaging_limit": "TIER_UNLIMITED",
+	}
+	fields := r.URL.Query().Get("fields")
+	if fields == "" {
+		writeJSON(w, http.StatusOK, map[string]any{
+			"id": pnid, "display_phone_number": DisplayPhoneNumber,
+			"verified_name": all["verified_name"], "quality_rating": all["quality_rating"],
+			"throughput": all["throughput"],
+		})
+		return nil
+	}
+	out := map[string]any{"id": pnid}
+	for _, f := range strings.Split(fields, ",") {
+		f = strings.TrimSpace(f)
+		v, ok := all[f]
+		if !ok {
+			return fieldErr(CodeInvalidParameter, "fields",
+				fmt.Sprintf("Tried accessing nonexisting field (%s) on node type (WhatsAppBusinessPhoneNumber)", f))
+		}
+		out[f] = v
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// checkAuth accepts "Authorization: Bearer <token>" or Graph's access_token parameter.
+func (s *Server) checkAuth(r *http.Request) *apiError {
+	tok := ""
+	if h := r.Header.Get("Authorization"); len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
+		tok = strings.TrimSpace(h[7:])
+	} else if !strings.HasPrefix(r.URL.Path, "/_sandbox/") {
+		tok = r.URL.Query().Get("access_token")
+	}
+	if tok == "" || (s.opts.Token != "" && tok != s.opts.Token) {
+		return authErr()
+	}
+	return nil
+}
+
+func (s *Server) checkPNID(pnid, method string) *apiError {
+	if !allDigits(pnid) || (s.opts.PhoneNumberID != "" && pnid != s.opts.PhoneNumberID) {
+		return unsupported(method, pnid)
+	}
+	return nil
+}
+
+func (s *Server) baseURL(r *http.Request) string {
+	if u := *s.publicURL.Load(); u != "" {
+		return u
+	}
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host
+}
+
+// sleep waits Latency +- Jitter, or until the client goes away.
+func (s *Server) sleep(r *http.Request) error {
+	d := s.opts.Latency
+	if j := s.opts.Jitter; j > 0 {
+		d += time.Duration(mrand.Int64N(int64(2*j)+1)) - j
+	}
+	return wait(r.Context(), d)
+}
+
+func wait(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// handleSend answers POST /{v}/{phone-number-id}/messages.
+func (s *Server) handleSend(w http.ResponseWriter, r *http.Request, pnid string) *apiError {
+	n := s.inFlight.Add(1)
+	defer s.inFlight.Add(-1)
+	for m := s.maxInFlight.Load(); n > m && !s.maxInFlight.CompareAndSwap(m, n); m = s.maxInFlight.Load() {
+	}
+	if err := s.sleep(r); err != nil {
+		return nil // the client is gone: nothing was accepted, nothing to answer
+	}
+	e := s.send(w, r, pnid)
+	if e != nil {
+		s.reject(e.code)
+	}
+	return e
+}
+
+func (s *Server) reject(code int) {
+	s.mu.Lock()
+	s.stats.Rejected++
+	s.stats.ByCode[code]++
+	s.mu.Unlock()
+}
+
+func (s *Server) send(w http.ResponseWriter, r *http.Request, pnid string) *apiError {
+	if e := s.checkAuth(r); e != nil {
+		return e
+	}
+	if e := s.checkPNID(pnid, "post"); e != nil {
+		return e
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxSendBody))
+	if err != nil {
+		return fieldErr(CodeInvalidParameter, "body", "unreadable or larger than 1 MB")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	var m object
+	if err := dec.Decode(&m); err != nil || m == nil {
+		return fieldErr(CodeInvalidParameter, "body", "a JSON object is required")
+	}
+	if _, isStatus := m["status"]; isStatus {
+		return markRead(w, m)
+	}
+	req, e := validateSend(m, s.media.known)
+	if e != nil {
+		return e
+	}
+	f := s.faults.Load()
+	switch {
+	case chance(f.BadGateway):
+		s.reject(http.StatusBadGateway)
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.WriteHeader(http.StatusBadGateway)
+		io.WriteString(w, "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>502 Bad Gateway</h1></center>\r\n</body>\r\n</html>\r\n")
+		return nil
+	case chance(f.ServerError):
+		return metaErr(CodeUnknown, "")
+	case chance(f.RateLimit):
+		return metaErr(CodeRateLimit, "")
+	}
+	if code, ok := f.PermanentTo[req.digits]; ok {
+		return metaErr(code, "")
+	}
+	if e := s.accept(req, pnid, body, f); e != nil {
+		return e
+	}
+	wamid := s.newWAMID(req.digits)
+	if s.hooks != nil {
+		category := "service"
+		if req.typ == "template" {
+			category = "utility"
+		}
+		s.hooks.enqueue(statusEvent{
+			due: time.Now().Add(s.opts.StatusDelay), wamid: wamid, to: req.digits,
+			pnid: pnid, opaque: req.opaque, category: category,
+		})
+	}
+	if chance(f.Timeout) {
+		d := f.TimeoutDelay
+		if d <= 0 {
+			d = DefaultTimeoutDelay
+		}
+		if wait(r.Context(), d) != nil {
+			return nil
+		}
+	}
+	msg := map[string]string{"id": wamid}
+	if req.typ == "template" {
+		msg["message_status"] = "accepted"
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"messaging_product": "whatsapp",
+		"contacts":          []map[string]string{{"input": req.to, "wa_id": req.digits}},
+		"messages":          []map[string]string{msg},
+	})
+	return nil
+}
+
+// accept applies FailFirst and the rate limits, then records the message. All under one
+// lock: a rejected send consumes no quota.
+func (s *Server) accept(req *sendRequest, pnid string, body []byte, f *Faults) *apiError {
+	hash := s.hash(req)
+	now := int64(time.Since(s.start)) + 1
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if limit := f.FailFirst[req.digits]; s.failed[req.digits] < limit {
+		s.failed[req.digits]++
+		return metaErr(CodeGeneric, "")
+	}
+	var pw, mw *window
+	if s.opts.PairBurst > 0 {
+		if pw = s.pair[req.digits]; pw == nil {
+			s.sweepPairs(now)
+			pw = newWindow(s.opts.PairBurst)
+			s.pair[req.digits] = pw
+		}
+		if !pw.fits(now, int64(pairWindow)) {
+			return metaErr(CodePairRateLimit, "")
+		}
+	}
+	if s.opts.MPS > 0 {
+		if mw = s.mps[pnid]; mw == nil {
+			mw = newWindow(s.opts.MPS)
+			s.mps[pnid] = mw
+		}
+		if !mw.fits(now, int64(mpsWindow)) {
+			return metaErr(CodeRateLimit, "")
+		}
+	}
+	if pw != nil {
+		pw.add(now)
+	}
+	if mw != nil {
+		mw.add(now)
+	}
+	s.stats.Accepted++
+	s.stats.ByType[req.kind]++
+	if _, dup := s.dups[hash]; dup {
+		s.stats.Duplicates++
+	} else {
+		if len(s.dups) >= maxDuplicateHashes {
+			s.dups = make(map[uint64]struct{})
+		}
+		s.dups[hash] = struct{}{}
+	}
+	s.deliveries[req.digits]++
+	e := logEntry{to: req.digits, payload: json.RawMessage(body)}
+	if len(s.msgLog) < messageLogSize {
+		s.msgLog = append(s.msgLog, e)
+	} else {
+		s.msgLog[s.logNext] = e
+		s.logNext = (s.logNext + 1) % messageLogSize
+	}
+	return nil
+}
+
+// sweepPairs forgets recipients idle for a whole pair window, so memory follows the
+// recipients of the last 6 seconds. It runs at most once a window.
+func (s *Server) sweepPairs(now int64) {
+	if len(s.pair) < 10_000 || now-s.pairSwept < int64(pairWindow) {
+		return
+	}
+	s.pairSwept = now
+	for k, w := range s.pair {
+		if now-w.newest() >= int64(pairWindow) {
+			delete(s.pair, k)
+		}
+	}
+}
+
+// hash is the canonical form of a send for duplicate detection: recipient, type, the
+// type object re-encoded (map keys sorted, so key order and spacing do not matter) and
+// the callback data.
+func (s *Server) hash(req *sendRequest) uint64 {
+	content, _ := json.Marshal(req.content)
+	var h maphash.Hash
+	h.SetSeed(s.seed)
+	h.WriteString(req.digits)
+	h.WriteByte(0)
+	h.WriteString(req.typ)
+	h.WriteByte(0)
+	h.Write(content)
+	h.WriteByte(0)
+	h.WriteString(req.opaque)
+	return h.Sum64()
+}
+
+// newWAMID builds an id shaped like Meta's: "wamid." and base64 of the recipient and a
+// unique hex id.
+func (s *Server) newWAMID(digits string) string {
+	var b bytes.Buffer
+	b.WriteByte(0x18)
+	b.WriteByte(byte(len(digits)))
+	b.WriteString(digits)
+	b.WriteString("\x15\x02\x00\x11\x18\x12")
+	fmt.Fprintf(&b, "%08X%010X", s.seq.Add(1)&0xFFFFFFFF, mrand.Uint64()&0xFFFFFFFFFF)
+	b.WriteByte(0)
+	return "wamid." + base64.StdEncoding.EncodeToString(b.Bytes())
+}
+
+// markRead answers {"status":"read","message_id":...}, Meta's read receipt call.
+func markRead(w http.ResponseWriter, m object) *apiError {
+	if mp, _ := m["messaging_product"].(string); mp != "whatsapp" {
+		return fieldErr(CodeInvalidParameter, "messaging_product", "must be 'whatsapp'")
+	}
+	if st, _ := m["status"].(string); st != "read" {
+		return fieldErr(CodeInvalidParameter, "status", "must be 'read'")
+	}
+	if id, _ := m["message_id"].(string); id == "" {
+		return missing("message_id")
+	}
+	writeJSON(w, http.StatusOK, map[string]bool{"success": true})
+	return nil
+}
+
+func chance(p float64) bool { return p > 0 && (p >= 1 || mrand.Float64() < p) }
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json; charset=UTF-8")
+	w.WriteHeader(status)
+	w.Write(b)
+}
+
+// serveControl answers the /_sandbox routes: stats, reset, faults, messages, media
+// downloads and sample assets. They need no token, except downloads (as on Meta).
+func (s *Server) serveControl(w http.ResponseWriter, r *http.Request, parts []string) {
+	route := r.Method + " " + strings.Join(parts, "/")
+	switch {
+	case len(parts) == 2 && parts[0] == "download" && (r.Method == http.MethodGet || r.Method == http.MethodHead):
+		s.handleDownload(w, r, parts[1])
+	case len(parts) == 2 && parts[0] == "assets" && (r.Method == http.MethodGet || r.Method == http.MethodHead):
+		serveAsset(w, r, parts[1])
+	case route == "GET stats":
+		writeJSON(w, http.StatusOK, s.Stats())
+	case route == "POST reset":
+		s.Reset()
+		writeJSON(w, http.StatusOK, map[string]bool{"success": true})
+	case route == "GET faults":
+		writeJSON(w, http.StatusOK, s.faults.Load())
+	case route == "PUT faults":
+		var f Faults
+		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&f); err != nil {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid faults JSON: " + err.Error()})
+			return
+		}
+		s.SetFaults(f)
+		writeJSON(w, http.StatusOK, f)
+	case route == "GET messages":
+		to := r.URL.Query().Get("to")
+		msgs := s.Messages(to)
+		if msgs == nil {
+			msgs = []json.RawMessage{}
+		}
+		writeJSON(w, http.StatusOK, map[string]any{
+			"to": onlyDigits(to), "deliveries": s.Deliveries(to), "messages": msgs,
+		})
+	default:
+		http.NotFound(w, r)
+	}
+}
