@@ -123,7 +123,7 @@ func wantError(t *testing.T, r response, status, code int, details string) metaE
 	if e.Error.Code != code {
 		t.Errorf("code: got %d, want %d (body %s)", e.Error.Code, code, r.body)
 	}
-	if want := "(#" + strconv.Itoa(code) + ") "; code != CodeAccessToken && !strings.HasPrefix(e.Error.Message, want) &&
+	if want := "(#" + strconv.Itoa(code) + ") "; code != CodeAccessToken && code != CodeUnknownPath && !strings.HasPrefix(e.Error.Message, want) &&
 		e.Error.Type == "OAuthException" {
 		t.Errorf("message: got %q, want prefix %q", e.Error.Message, want)
 	}

@@ -121,9 +121,6 @@ func (ms *mediaStore) put(it *mediaItem) {
 
 // handleUpload answers POST /{v}/{phone-number-id}/media.
 func (s *Server) handleUpload(w http.ResponseWriter, r *http.Request, pnid string) *apiError {
-	if err := s.sleep(r); err != nil {
-		return nil
-	}
 	if e := s.checkAuth(r); e != nil {
 		return e
 	}
@@ -131,6 +128,9 @@ func (s *Server) handleUpload(w http.ResponseWriter, r *http.Request, pnid strin
 		return e
 	}
 	it, e := readUpload(w, r)
+	if err := s.sleep(r); err != nil {
+		return nil // the client is gone
+	}
 	if e != nil {
 		return e
 	}

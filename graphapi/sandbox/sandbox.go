@@ -499,10 +499,18 @@ func (s *Server) handleSend(w http.ResponseWriter, r *http.Request, pnid string)
 	defer s.inFlight.Add(-1)
 	for m := s.maxInFlight.Load(); n > m && !s.maxInFlight.CompareAndSwap(m, n); m = s.maxInFlight.Load() {
 	}
+	// The body is read before waiting: net/http notices a client that hangs up (and
+	// cancels the request context) only once the body has been consumed.
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxSendBody))
 	if err := s.sleep(r); err != nil {
 		return nil // the client is gone: nothing was accepted, nothing to answer
 	}
-	e := s.send(w, r, pnid)
+	var e *apiError
+	if err != nil {
+		e = fieldErr(CodeInvalidParameter, "body", "unreadable or larger than 1 MB")
+	} else {
+		e = s.send(w, r, pnid, body)
+	}
 	if e != nil {
 		s.reject(e.code)
 	}
@@ -516,16 +524,12 @@ func (s *Server) reject(code int) {
 	s.mu.Unlock()
 }
 
-func (s *Server) send(w http.ResponseWriter, r *http.Request, pnid string) *apiError {
+func (s *Server) send(w http.ResponseWriter, r *http.Request, pnid string, body []byte) *apiError {
 	if e := s.checkAuth(r); e != nil {
 		return e
 	}
 	if e := s.checkPNID(pnid, "post"); e != nil {
 		return e
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxSendBody))
-	if err != nil {
-		return fieldErr(CodeInvalidParameter, "body", "unreadable or larger than 1 MB")
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
