@@ -71,7 +71,7 @@ func run(ctx context.Context) error {
 	srv := &http.Server{Handler: sb.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	log.Info("graph api sandbox listening", "addr", ln.Addr().String(), "latency", cfg.Latency,
+	log.Info("graph api sandbox listening", "addr", ln.Addr().String(), "latency", cfg.Latency.String(),
 		"mps", cfg.MPS, "webhook_url", cfg.WebhookURL, "signed", cfg.AppSecret != "")
 
 	select {

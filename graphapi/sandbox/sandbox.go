@@ -583,16 +583,33 @@ func (s *Server) send(w http.ResponseWriter, r *http.Request, pnid string, body 
 			return nil
 		}
 	}
-	msg := map[string]string{"id": wamid}
+	msg := sentMessage{ID: wamid}
 	if req.typ == "template" {
-		msg["message_status"] = "accepted"
+		msg.MessageStatus = "accepted"
 	}
-	writeJSON(w, http.StatusOK, map[string]any{
-		"messaging_product": "whatsapp",
-		"contacts":          []map[string]string{{"input": req.to, "wa_id": req.digits}},
-		"messages":          []map[string]string{msg},
+	writeJSON(w, http.StatusOK, sendResponse{
+		MessagingProduct: "whatsapp",
+		Contacts:         []contact{{Input: req.to, WaID: req.digits}},
+		Messages:         []sentMessage{msg},
 	})
 	return nil
+}
+
+// sendResponse is Meta's answer to an accepted send, fields in Meta's order.
+type sendResponse struct {
+	MessagingProduct string        `json:"messaging_product"`
+	Contacts         []contact     `json:"contacts"`
+	Messages         []sentMessage `json:"messages"`
+}
+
+type contact struct {
+	Input string `json:"input"`
+	WaID  string `json:"wa_id"`
+}
+
+type sentMessage struct {
+	ID            string `json:"id"`
+	MessageStatus string `json:"message_status,omitempty"`
 }
 
 // accept applies FailFirst and the rate limits, then records the message. All under one
@@ -688,8 +705,7 @@ func (s *Server) hash(req *sendRequest) uint64 {
 // unique hex id.
 func (s *Server) newWAMID(digits string) string {
 	var b bytes.Buffer
-	b.WriteByte(0x18)
-	b.WriteByte(byte(len(digits)))
+	b.Write([]byte{0x1C, 0x18, byte(len(digits))})
 	b.WriteString(digits)
 	b.WriteString("\x15\x02\x00\x11\x18\x12")
 	fmt.Fprintf(&b, "%08X%010X", s.seq.Add(1)&0xFFFFFFFF, mrand.Uint64()&0xFFFFFFFFFF)
