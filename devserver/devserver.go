@@ -158,8 +158,9 @@ func (s *Server) Namespace() string { return s.namespace }
 // first call's result.
 func (s *Server) Stop() error {
 	s.stopOnce.Do(func() {
-		// Shutdown makes services log connection errors at Warn; they are expected.
-		s.level.Set(slog.LevelError)
+		// Stopping services log canceled calls and broken connections, up to Error;
+		// none of it is actionable, and a failed stop is returned below.
+		s.level.Set(slog.LevelError + 4)
 		s.stopUI()
 		if err := s.srv.Stop(); err != nil {
 			s.stopErr = fmt.Errorf("devserver: stop temporal: %w", err)
