@@ -1,0 +1,59 @@
+# wagate: `make run` starts the dev stack, `make test` runs every test.
+# Only Go is needed; redis-server is installed from Debian's packages when missing.
+
+export GOTOOLCHAIN := local
+GO ?= go
+
+# The e2e package links the embedded Temporal server and runs whole stacks; it gets
+# the machine to itself after the unit packages.
+UNIT_PKGS = $$($(GO) list ./... | grep -v '/e2e$$')
+
+.PHONY: help run test test-unit test-e2e redis build vet fmt-check deps-check clean clean-data
+
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+run: redis ## start the dev stack: API :5000, Temporal :7233, Web UI :8233, sandbox :8081
+	GOTOOLCHAIN=local $(GO) run ./cmd/wagate
+
+test: redis ## run every test (unit packages, then e2e on its own)
+	GOTOOLCHAIN=local $(GO) test -count=1 -timeout 60m $(UNIT_PKGS)
+	GOTOOLCHAIN=local $(GO) test -count=1 -timeout 60m -p 1 ./e2e
+
+test-unit: redis ## run the unit and Redis tests only
+	GOTOOLCHAIN=local $(GO) test -count=1 -timeout 30m $(UNIT_PKGS)
+
+test-e2e: redis ## run the end-to-end tests only
+	GOTOOLCHAIN=local $(GO) test -count=1 -timeout 60m -p 1 ./e2e
+
+redis: ## install redis-server from Debian's packages unless it is there
+	@export GOTOOLCHAIN=local; \
+	if command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ] || [ -x /usr/sbin/redis-server ]; then \
+		exit 0; \
+	fi; \
+	echo "redis-server not found: installing it with apt-get"; \
+	if [ "$$(id -u)" -eq 0 ]; then sudo=""; else sudo="sudo"; fi; \
+	$$sudo apt-get update && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends redis-server
+
+build: ## build bin/apiserver, bin/worker, bin/wagate and bin/sandbox
+	GOTOOLCHAIN=local $(GO) build -o bin/ ./cmd/apiserver ./cmd/worker ./cmd/wagate ./cmd/sandbox
+
+vet: ## go vet every package
+	GOTOOLCHAIN=local $(GO) vet ./...
+
+fmt-check: ## fail when a Go file is not gofmt-formatted
+	@export GOTOOLCHAIN=local; \
+	out="$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.wagate/*'))"; \
+	if [ -n "$$out" ]; then echo "not gofmt-formatted:"; echo "$$out"; exit 1; fi
+
+deps-check: ## fail when a production binary links the embedded Temporal server
+	@export GOTOOLCHAIN=local; \
+	bad="$$($(GO) list -deps ./cmd/apiserver ./cmd/worker | grep -E '^(github.com/wagate/wagate/devserver|go.temporal.io/server|github.com/temporalio/ui-server)' | sort -u)"; \
+	if [ -n "$$bad" ]; then echo "production binaries link:"; echo "$$bad"; exit 1; fi; \
+	echo "cmd/apiserver and cmd/worker do not link the embedded server"
+
+clean: ## remove built binaries
+	rm -rf bin
+
+clean-data: ## forget the dev stack's tasks (removes .wagate)
+	rm -rf .wagate
