@@ -1,0 +1,311 @@
+package apiserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/google/uuid"
+	"go.temporal.io/sdk/client"
+
+	"github.com/wagate/wagate/graphapi"
+	"github.com/wagate/wagate/shared"
+)
+
+// stagingTTL keeps a task's staged recipients until it has surely finished; the
+// workflow shortens it when it completes.
+const stagingTTL = 30 * 24 * time.Hour
+
+// single describes one single-send endpoint: its success texts and its error prefix.
+type single struct {
+	kind     string // task kind for queued sends, e.g. "send-message"
+	sent     string // use_queue=false success message
+	queued   string // use_queue=true success message
+	errorPre string // prefix of Meta's error text
+}
+
+var (
+	sendMessageTexts     = single{"send-message", "Mensaje enviado exitosamente", "Mensaje enviado a cola", "Error enviando mensaje"}
+	sendTemplateTexts    = single{"send-template", "Plantilla enviada exitosamente", "Plantilla enviada a cola", "Error enviando plantilla"}
+	sendInteractiveTexts = single{"send-interactive", "Mensaje interactivo enviado exitosamente", "Mensaje interactivo enviado a cola", "Error enviando mensaje interactivo"}
+	sendListTexts        = single{"send-list", "Mensaje de lista enviado exitosamente", "Mensaje de lista enviado a cola", "Error enviando mensaje de lista"}
+)
+
+func (s *Server) sendMessage(w http.ResponseWriter, r *http.Request) error {
+	var req shared.SendMessageRequest
+	if err := decode(w, r, maxSingleBody, &req); err != nil {
+		return err
+	}
+	m, err := shared.TextMessage("", req.Phone, req.Message)
+	if err != nil {
+		return err
+	}
+	return s.sendOne(w, r, m, shared.QueueOr(req.UseQueue, false), sendMessageTexts)
+}
+
+func (s *Server) sendTemplate(w http.ResponseWriter, r *http.Request) error {
+	var req shared.SendTemplateRequest
+	if err := decode(w, r, maxSingleBody, &req); err != nil {
+		return err
+	}
+	m, err := shared.TemplateMessage(req)
+	if err != nil {
+		return err
+	}
+	return s.sendOne(w, r, m, shared.QueueOr(req.UseQueue, false), sendTemplateTexts)
+}
+
+func (s *Server) sendInteractive(w http.ResponseWriter, r *http.Request) error {
+	var req shared.SendInteractiveRequest
+	if err := decode(w, r, maxSingleBody, &req); err != nil {
+		return err
+	}
+	m, err := shared.InteractiveMessage("", req.Phone, req.InteractiveFields)
+	if err != nil {
+		return err
+	}
+	return s.sendOne(w, r, m, shared.QueueOr(req.UseQueue, false), sendInteractiveTexts)
+}
+
+func (s *Server) sendList(w http.ResponseWriter, r *http.Request) error {
+	var req shared.SendListRequest
+	if err := decode(w, r, maxSingleBody, &req); err != nil {
+		return err
+	}
+	if err := shared.ValidatePhone("phone", req.Phone); err != nil {
+		return err
+	}
+	if err := shared.ValidateList(req.ListFields, true); err != nil {
+		return err
+	}
+	m, err := shared.ListMessage("", req.Phone, req.BodyText, req.ListFields)
+	if err != nil {
+		return err
+	}
+	return s.sendOne(w, r, m, shared.QueueOr(req.UseQueue, false), sendListTexts)
+}
+
+// sendOne sends a single message now and answers Meta's response, or queues it as a
+// one-recipient task and answers its task_id.
+func (s *Server) sendOne(w http.ResponseWriter, r *http.Request, m shared.Message, queue bool, t single) error {
+	if queue {
+		id, err := s.startTask(r.Context(), t.kind, []shared.Message{m})
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"success": true, "message": t.queued, "task_id": id})
+		return nil
+	}
+	if err := s.Store.Governor(s.Graph.PhoneNumberID(), s.Config.WhatsAppMaxMPS).Wait(r.Context()); err != nil {
+		return shared.Wrap(shared.KindUnavailable, err, t.errorPre+": no se pudo reservar un turno de envío (Redis no disponible)")
+	}
+	res, err := s.Graph.Send(r.Context(), m, "")
+	if err != nil {
+		return graphError(t.errorPre, err)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"success": true, "message": t.sent, "data": res.Raw})
+	return nil
+}
+
+// graphError turns a Graph API failure into the contract's error: Meta's own message
+// when Meta answered, 503 when it could not be reached.
+func graphError(prefix string, err error) error {
+	var ge *graphapi.Error
+	if errors.As(err, &ge) && (ge.Code != 0 || ge.Type != "") { // Meta answered with its error object
+		msg := ge.Message
+		if ge.Details != "" {
+			msg += " (" + ge.Details + ")"
+		}
+		kind := shared.KindUpstream
+		if graphapi.Classify(err) == graphapi.ClassRetryable {
+			kind = shared.KindUnavailable
+		}
+		return &shared.Error{Kind: kind, Msg: fmt.Sprintf("%s: %s", prefix, msg), Err: err}
+	}
+	return shared.Wrap(shared.KindUnavailable, err, prefix+": la API de WhatsApp no está disponible")
+}
+
+// bulk describes one bulk endpoint's success texts.
+type bulk struct {
+	kind      string
+	queued    string // use_queue=true
+	processed string // use_queue=false ("Sin Cola")
+}
+
+var (
+	sendBulkTexts              = bulk{"send-bulk", "Envío masivo enviado a cola", "Envío masivo procesado"}
+	sendBulkListTexts          = bulk{"send-bulk-list", "Envío masivo de listas enviado a cola", "Envío masivo de listas procesado"}
+	sendBulkInteractiveTexts   = bulk{"send-bulk-interactive", "Envío masivo interactivo enviado a cola", "Envío masivo interactivo procesado"}
+	broadcastInteractiveTexts  = bulk{"send-broadcast-interactive", "Mensaje broadcast enviado a cola", "Mensaje broadcast procesado"}
+	personalizedBroadcastTexts = bulk{"send-personalized-broadcast", "Broadcast personalizado enviado a cola", "Broadcast personalizado procesado"}
+)
+
+func (s *Server) sendBulk(w http.ResponseWriter, r *http.Request) error {
+	var req shared.SendBulkRequest
+	if err := decode(w, r, maxBulkBody, &req); err != nil {
+		return err
+	}
+	if err := shared.CountRecipients("recipients", len(req.Recipients)); err != nil {
+		return err
+	}
+	msgs := make([]shared.Message, len(req.Recipients))
+	for i, rc := range req.Recipients {
+		m, err := shared.TextMessage(shared.Index("recipients", i), rc.Phone, rc.Message)
+		if err != nil {
+			return err
+		}
+		msgs[i] = m
+	}
+	return s.sendMany(w, r, msgs, shared.QueueOr(req.UseQueue, true), sendBulkTexts)
+}
+
+func (s *Server) sendBulkList(w http.ResponseWriter, r *http.Request) error {
+	var req shared.SendBulkListRequest
+	if err := decode(w, r, maxBulkBody, &req); err != nil {
+		return err
+	}
+	if err := shared.CountRecipients("recipients", len(req.Recipients)); err != nil {
+		return err
+	}
+	if err := shared.ValidateList(req.ListFields, false); err != nil {
+		return err
+	}
+	msgs := make([]shared.Message, len(req.Recipients))
+	for i, rc := range req.Recipients {
+		m, err := shared.ListMessage(shared.Index("recipients", i), rc.Phone, rc.BodyText, req.ListFields)
+		if err != nil {
+			return err
+		}
+		msgs[i] = m
+	}
+	return s.sendMany(w, r, msgs, shared.QueueOr(req.UseQueue, true), sendBulkListTexts)
+}
+
+func (s *Server) sendBulkInteractive(w http.ResponseWriter, r *http.Request) error {
+	var req shared.SendBulkInteractiveRequest
+	if err := decode(w, r, maxBulkBody, &req); err != nil {
+		return err
+	}
+	if err := shared.CountRecipients("recipients", len(req.Recipients)); err != nil {
+		return err
+	}
+	msgs := make([]shared.Message, len(req.Recipients))
+	for i, rc := range req.Recipients {
+		m, err := shared.InteractiveMessage(shared.Index("recipients", i), rc.Phone, rc.InteractiveFields)
+		if err != nil {
+			return err
+		}
+		msgs[i] = m
+	}
+	return s.sendMany(w, r, msgs, shared.QueueOr(req.UseQueue, true), sendBulkInteractiveTexts)
+}
+
+func (s *Server) sendBroadcastInteractive(w http.ResponseWriter, r *http.Request) error {
+	var req shared.BroadcastInteractiveRequest
+	if err := decode(w, r, maxBulkBody, &req); err != nil {
+		return err
+	}
+	if err := shared.CountRecipients("phones", len(req.Phones)); err != nil {
+		return err
+	}
+	msgs := make([]shared.Message, len(req.Phones))
+	for i, phone := range req.Phones {
+		if err := shared.ValidatePhone(shared.Index("phones", i), phone); err != nil {
+			return err
+		}
+		m, err := shared.InteractiveMessage("", phone, req.InteractiveFields)
+		if err != nil {
+			return err
+		}
+		msgs[i] = m
+	}
+	return s.sendMany(w, r, msgs, shared.QueueOr(req.UseQueue, true), broadcastInteractiveTexts)
+}
+
+func (s *Server) sendPersonalizedBroadcast(w http.ResponseWriter, r *http.Request) error {
+	var req shared.PersonalizedBroadcastRequest
+	if err := decode(w, r, maxBulkBody, &req); err != nil {
+		return err
+	}
+	if err := shared.CountRecipients("recipients", len(req.Recipients)); err != nil {
+		return err
+	}
+	msgs := make([]shared.Message, len(req.Recipients))
+	for i, rc := range req.Recipients {
+		f := req.InteractiveFields
+		f.BodyText = rc.BodyText
+		if rc.ButtonURL != "" {
+			f.ButtonURL = rc.ButtonURL
+		}
+		m, err := shared.InteractiveMessage(shared.Index("recipients", i), rc.Phone, f)
+		if err != nil {
+			return err
+		}
+		msgs[i] = m
+	}
+	return s.sendMany(w, r, msgs, shared.QueueOr(req.UseQueue, true), personalizedBroadcastTexts)
+}
+
+// sendMany starts one task for msgs. Queued, it answers the task_id at once; without a
+// queue it waits for the same workflow and answers the contract's "Sin Cola" result.
+func (s *Server) sendMany(w http.ResponseWriter, r *http.Request, msgs []shared.Message, queue bool, t bulk) error {
+	id, err := s.startTask(r.Context(), t.kind, msgs)
+	if err != nil {
+		return err
+	}
+	if queue {
+		writeJSON(w, http.StatusOK, map[string]any{"success": true, "message": t.queued, "task_id": id})
+		return nil
+	}
+	var res shared.TaskResult
+	if err := s.Temporal.GetWorkflow(r.Context(), id, "").Get(r.Context(), &res); err != nil {
+		if r.Context().Err() != nil {
+			return shared.Wrap(shared.KindUnavailable, err, "La solicitud terminó antes que la tarea "+id+"; consulte /api/task-status/"+id)
+		}
+		return shared.Wrap(shared.KindUnavailable, err, "La tarea "+id+" no terminó; consulte /api/task-status/"+id)
+	}
+	errs := res.Errors
+	if errs == nil {
+		errs = []shared.RecipientError{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"success": true,
+		"message": t.processed,
+		"task_id": id,
+		"result": map[string]any{
+			"total": res.Total, "successful": res.Sent, "failed": res.Failed, "errors": errs,
+		},
+	})
+	return nil
+}
+
+// startTask stages msgs in Redis under a new task id and starts its workflow.
+func (s *Server) startTask(ctx context.Context, kind string, msgs []shared.Message) (string, error) {
+	id := uuid.NewString()
+	if err := s.Store.StageMessages(ctx, id, msgs, stagingTTL); err != nil {
+		return "", shared.Wrap(shared.KindUnavailable, err, "No se pudo encolar la tarea: Redis no está disponible")
+	}
+	in := shared.BulkInput{
+		TaskID:     id,
+		Kind:       kind,
+		Total:      len(msgs),
+		MaxWorkers: s.Config.BulkMaxWorkers,
+		Media:      shared.DistinctMedia(msgs),
+		CreatedAt:  s.Now().UTC().Truncate(time.Second),
+	}
+	_, err := s.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID:            id,
+		TaskQueue:     shared.TaskQueue,
+		StaticSummary: fmt.Sprintf("%s: %d destinatarios", kind, len(msgs)),
+		Memo: map[string]any{
+			shared.MemoKind: kind, shared.MemoTotal: len(msgs),
+			shared.MemoSent: 0, shared.MemoFailed: 0, shared.MemoProgress: fmt.Sprintf("0/%d (0%%)", len(msgs)),
+		},
+	}, shared.BulkWorkflowName, in)
+	if err != nil {
+		return "", shared.Wrap(shared.KindUnavailable, err, "No se pudo encolar la tarea: Temporal no está disponible")
+	}
+	return id, nil
+}

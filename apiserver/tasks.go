@@ -1,0 +1,139 @@
+package apiserver
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+
+	"github.com/wagate/wagate/graphapi"
+	"github.com/wagate/wagate/shared"
+)
+
+// queryTimeout bounds the status query: a query needs a live worker, and task-status
+// must answer even when none is polling.
+const queryTimeout = 3 * time.Second
+
+// taskStatus answers GET /api/task-status/{task_id}: the stored summary of a finished
+// task, else the workflow's status query merged with the live per-recipient counters,
+// else what Temporal's description of the workflow says.
+func (s *Server) taskStatus(w http.ResponseWriter, r *http.Request) error {
+	id := chi.URLParam(r, "task_id")
+	st, err := s.taskState(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	errs := st.Result.Errors
+	if errs == nil {
+		errs = []shared.RecipientError{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"task_id": st.TaskID,
+		"kind":    st.Kind,
+		"status":  st.Status,
+		"result": map[string]any{
+			"sent": st.Result.Sent, "failed": st.Result.Failed, "total": st.Result.Total, "errors": errs,
+		},
+		"created_at":   st.CreatedAt.UTC().Format(time.RFC3339),
+		"completed_at": formatTime(st.CompletedAt),
+	})
+	return nil
+}
+
+func formatTime(t *time.Time) any {
+	if t == nil {
+		return nil
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+func (s *Server) taskState(ctx context.Context, id string) (shared.TaskState, error) {
+	if st, err := s.Store.Summary(ctx, id); err == nil {
+		return st, nil
+	} else if !errors.Is(err, shared.ErrNotFound) {
+		return st, shared.Wrap(shared.KindUnavailable, err, "No se pudo leer el estado de la tarea: Redis no está disponible")
+	}
+
+	qctx, cancel := context.WithTimeout(ctx, queryTimeout)
+	defer cancel()
+	var st shared.TaskState
+	v, qerr := s.Temporal.QueryWorkflow(qctx, id, "", shared.StatusQuery)
+	if qerr == nil {
+		qerr = v.Get(&st)
+	}
+	var nf *serviceerror.NotFound
+	if errors.As(qerr, &nf) {
+		return st, shared.Errorf(shared.KindNotFound, "Tarea no encontrada: %s", id)
+	}
+
+	desc, derr := s.Temporal.DescribeWorkflowExecution(ctx, id, "")
+	if derr != nil {
+		if errors.As(derr, &nf) {
+			return st, shared.Errorf(shared.KindNotFound, "Tarea no encontrada: %s", id)
+		}
+		if qerr != nil {
+			return st, shared.Wrap(shared.KindUnavailable, derr, "No se pudo consultar la tarea: Temporal no está disponible")
+		}
+	}
+	if qerr != nil {
+		// No worker answered the query: build the state from Temporal's description.
+		st = shared.TaskState{TaskID: id, Status: shared.StatusPending}
+		if desc != nil {
+			info := desc.GetWorkflowExecutionInfo()
+			st.CreatedAt = info.GetStartTime().AsTime()
+			if info.GetCloseTime() != nil && info.GetCloseTime().IsValid() && !info.GetCloseTime().AsTime().IsZero() {
+				t := info.GetCloseTime().AsTime()
+				st.CompletedAt = &t
+			}
+		}
+	}
+	if desc != nil {
+		st.Status = workflowStatus(desc.GetWorkflowExecutionInfo().GetStatus(), st.Status)
+	}
+	if st.Status == shared.StatusStarted || st.Status == shared.StatusPending {
+		// The workflow's counters move per chunk; the ledger's move per recipient.
+		if sent, failed, err := s.Store.Progress(ctx, id); err == nil {
+			st.Result.Sent = max(st.Result.Sent, sent)
+			st.Result.Failed = max(st.Result.Failed, failed)
+			if st.Status == shared.StatusPending && sent+failed > 0 {
+				st.Status = shared.StatusStarted
+			}
+		}
+	}
+	return st, nil
+}
+
+// workflowStatus maps a workflow's execution status to the contract's task status.
+func workflowStatus(s enums.WorkflowExecutionStatus, running string) string {
+	switch s {
+	case enums.WORKFLOW_EXECUTION_STATUS_COMPLETED:
+		return shared.StatusSuccess
+	case enums.WORKFLOW_EXECUTION_STATUS_RUNNING, enums.WORKFLOW_EXECUTION_STATUS_CONTINUED_AS_NEW:
+		return running
+	default:
+		return shared.StatusFailure
+	}
+}
+
+// media answers GET /api/media/{media_id} with the media's download URL.
+func (s *Server) media(w http.ResponseWriter, r *http.Request) error {
+	id := chi.URLParam(r, "media_id")
+	if id == "" || len(id) > 64 {
+		return shared.Invalidf("media_id inválido")
+	}
+	info, err := s.Graph.GetMedia(r.Context(), id)
+	if err != nil {
+		var ge *graphapi.Error
+		if errors.As(err, &ge) && ge.Code == 100 {
+			return shared.Errorf(shared.KindNotFound, "Media no encontrado: %s", id)
+		}
+		return graphError("Error obteniendo media", err)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"success": true, "media_url": info.URL,
+		"mime_type": info.MimeType, "sha256": info.SHA256, "file_size": info.FileSize, "id": info.ID})
+	return nil
+}

@@ -1,0 +1,605 @@
+// Command bench measures wagate's bulk path against a plain goroutine pool, side by
+// side in one run, on the Graph API sandbox with a fixed latency.
+//
+// For each W it sends N recipients (a) through W goroutines calling the sandbox
+// directly (no queue, no durability) and (b) through the whole stack: POST
+// /api/send-bulk to an apiserver process, a worker process with BULK_MAX_WORKERS=W,
+// the embedded Temporal server and Redis, polled on /api/task-status until SUCCESS.
+// It prints both rates, their ratio, the peak RSS of each process and the largest
+// workflow history, and writes them to docs/BENCHMARKS.md. With -scale it also sends
+// one large request and reports its acceptance time, completion and worker memory.
+//
+// Run it with `make bench`.
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
+	sdklog "go.temporal.io/sdk/log"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/wagate/wagate/devserver"
+	"github.com/wagate/wagate/graphapi"
+	"github.com/wagate/wagate/graphapi/sandbox"
+	"github.com/wagate/wagate/internal/redisserver"
+	"github.com/wagate/wagate/shared"
+)
+
+const phoneNumberID = "100000000000001"
+
+type options struct {
+	n         int
+	workers   []int
+	latency   time.Duration
+	scale     int
+	binDir    string
+	out       string
+	command   string
+	keepGoing bool
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context) error {
+	var o options
+	var workers string
+	flag.IntVar(&o.n, "n", 10_000, "recipients per run")
+	flag.StringVar(&workers, "workers", "10,100", "comma-separated BULK_MAX_WORKERS values")
+	flag.DurationVar(&o.latency, "latency", 50*time.Millisecond, "sandbox latency per send")
+	flag.IntVar(&o.scale, "scale", 0, "also send one request with this many recipients (0 = skip)")
+	flag.StringVar(&o.binDir, "bin", "bin", "folder with the apiserver and worker binaries")
+	flag.StringVar(&o.out, "out", "docs/BENCHMARKS.md", "report file (empty = stdout only)")
+	flag.StringVar(&o.command, "command", "make bench", "the command recorded in the report")
+	flag.Parse()
+	for _, w := range strings.Split(workers, ",") {
+		v, err := strconv.Atoi(strings.TrimSpace(w))
+		if err != nil || v < 1 {
+			return fmt.Errorf("bad -workers value %q", w)
+		}
+		o.workers = append(o.workers, v)
+	}
+
+	b, err := start(ctx, o)
+	if err != nil {
+		return err
+	}
+	defer b.stop()
+
+	var rows []row
+	for _, w := range o.workers {
+		r, err := b.compare(ctx, w, o.n)
+		if err != nil {
+			return err
+		}
+		rows = append(rows, r)
+		fmt.Println(r.line())
+	}
+	var sc *scaleResult
+	if o.scale > 0 {
+		small, err := b.scaleRun(ctx, 100, o.n)
+		if err != nil {
+			return err
+		}
+		large, err := b.scaleRun(ctx, 100, o.scale)
+		if err != nil {
+			return err
+		}
+		sc = &scaleResult{small: small, large: large}
+		fmt.Println(sc.line())
+	}
+	hist, err := b.histories(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("largest history: %d events; largest event: %d bytes; workflow runs: %d\n", hist.maxEvents, hist.maxEventBytes, hist.runs)
+	report := b.report(o, rows, sc, hist)
+	if o.out != "" {
+		if err := os.MkdirAll(filepath.Dir(o.out), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(o.out, []byte(report), 0o644); err != nil {
+			return err
+		}
+		fmt.Println("wrote", o.out)
+	}
+	return nil
+}
+
+// bench is the stack under measurement.
+type bench struct {
+	dir      string
+	redis    *redisserver.Server
+	sb       *sandbox.Server
+	sbURL    string
+	sbSrv    *http.Server
+	dev      *devserver.Server
+	temporal client.Client
+	binDir   string
+	latency  time.Duration
+
+	api, worker *proc
+	apiURL      string
+	peak        map[string]int64 // peak RSS per process role, in KiB
+	onTask      func(taskID string)
+}
+
+func start(ctx context.Context, o options) (*bench, error) {
+	dir, err := os.MkdirTemp("", "wagate-bench-")
+	if err != nil {
+		return nil, err
+	}
+	b := &bench{dir: dir, binDir: o.binDir, latency: o.latency, peak: map[string]int64{}}
+	for _, name := range []string{"apiserver", "worker"} {
+		if _, err := os.Stat(filepath.Join(o.binDir, name)); err != nil {
+			return nil, fmt.Errorf("%s binary missing in %s (run make build): %w", name, o.binDir, err)
+		}
+	}
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if b.redis, err = redisserver.Start(ctx, filepath.Join(dir, "redis"), 0); err != nil {
+		return nil, err
+	}
+	b.sb = sandbox.New(sandbox.Options{PhoneNumberID: phoneNumberID, Token: "bench", Latency: o.latency, Logger: quiet})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	b.sbURL = "http://" + ln.Addr().String()
+	b.sb.SetPublicURL(b.sbURL)
+	b.sbSrv = &http.Server{Handler: b.sb.Handler()}
+	go func() { _ = b.sbSrv.Serve(ln) }()
+
+	if b.dev, err = devserver.Start(ctx, devserver.Options{DataDir: filepath.Join(dir, "temporal"), UIPort: -1, Logger: quiet}); err != nil {
+		return nil, err
+	}
+	if b.temporal, err = client.DialContext(ctx, client.Options{HostPort: b.dev.FrontendHostPort(), Namespace: b.dev.Namespace(),
+		Logger: sdklog.NewStructuredLogger(quiet)}); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+func (b *bench) stop() {
+	b.stopStack()
+	if b.temporal != nil {
+		b.temporal.Close()
+	}
+	if b.dev != nil {
+		_ = b.dev.Stop()
+	}
+	if b.sbSrv != nil {
+		_ = b.sbSrv.Close()
+	}
+	if b.redis != nil {
+		_ = b.redis.Stop()
+	}
+	_ = os.RemoveAll(b.dir)
+}
+
+// startStack runs the apiserver and worker processes with BULK_MAX_WORKERS=w.
+func (b *bench) startStack(ctx context.Context, w int) error {
+	b.stopStack()
+	port, err := freePort()
+	if err != nil {
+		return err
+	}
+	env := append(os.Environ(),
+		"HTTP_ADDR=127.0.0.1:"+strconv.Itoa(port),
+		"REDIS_URL="+b.redis.URL(),
+		"TEMPORAL_ADDRESS="+b.dev.FrontendHostPort(),
+		"TEMPORAL_NAMESPACE="+b.dev.Namespace(),
+		"WHATSAPP_API_URL="+b.sbURL,
+		"WHATSAPP_TOKEN=bench",
+		"WHATSAPP_PHONE_NUMBER_ID="+phoneNumberID,
+		"BULK_MAX_WORKERS="+strconv.Itoa(w),
+		// Meta's governor must not bind: the sandbox enforces no throughput limit here.
+		"WHATSAPP_MAX_MPS=1000000",
+	)
+	if b.worker, err = startProc(filepath.Join(b.binDir, "worker"), env); err != nil {
+		return err
+	}
+	if b.api, err = startProc(filepath.Join(b.binDir, "apiserver"), env); err != nil {
+		return err
+	}
+	b.apiURL = "http://127.0.0.1:" + strconv.Itoa(port)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get(b.apiURL + "/api/health")
+		if err == nil {
+			resp.Body.Close()
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("apiserver did not come up: %w", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func (b *bench) stopStack() {
+	for role, p := range map[string]*proc{"apiserver": b.api, "worker": b.worker} {
+		if p == nil {
+			continue
+		}
+		if rss := p.peakRSS(); rss > b.peak[role] {
+			b.peak[role] = rss
+		}
+		p.stop()
+	}
+	b.api, b.worker = nil, nil
+}
+
+type row struct {
+	workers          int
+	n                int
+	poolRate, stack  float64
+	poolDur, stackD  time.Duration
+	workerRSS, apiRS int64
+}
+
+func (r row) ratio() float64 { return r.stack / r.poolRate }
+
+func (r row) line() string {
+	return fmt.Sprintf("W=%d N=%d: pool %.1f sends/s (%.2fs), stack %.1f sends/s (%.2fs), ratio %.3f; peak RSS worker %d MiB, apiserver %d MiB",
+		r.workers, r.n, r.poolRate, r.poolDur.Seconds(), r.stack, r.stackD.Seconds(), r.ratio(), r.workerRSS/1024, r.apiRS/1024)
+}
+
+// compare measures the plain pool and the stack at W, one right after the other.
+func (b *bench) compare(ctx context.Context, w, n int) (row, error) {
+	r := row{workers: w, n: n}
+	if err := b.startStack(ctx, w); err != nil {
+		return r, err
+	}
+	// Warm both paths so neither pays one-off start-up costs in its measurement.
+	if _, err := b.pool(ctx, w, min(n, 2*w), "warm"); err != nil {
+		return r, err
+	}
+	if _, _, err := b.stackRun(ctx, min(n, 2*w), "warm"); err != nil {
+		return r, err
+	}
+
+	var err error
+	if r.poolDur, err = b.pool(ctx, w, n, fmt.Sprintf("pool%d", w)); err != nil {
+		return r, err
+	}
+	r.poolRate = float64(n) / r.poolDur.Seconds()
+	var accept time.Duration
+	if r.stackD, accept, err = b.stackRun(ctx, n, fmt.Sprintf("stack%d", w)); err != nil {
+		return r, err
+	}
+	_ = accept
+	r.stack = float64(n) / r.stackD.Seconds()
+	r.workerRSS, r.apiRS = b.worker.peakRSS(), b.api.peakRSS()
+	return r, nil
+}
+
+// pool sends n messages through w goroutines calling the sandbox directly.
+func (b *bench) pool(ctx context.Context, w, n int, tag string) (time.Duration, error) {
+	g := graphapi.New(graphapi.Config{BaseURL: b.sbURL, Token: "bench", PhoneNumberID: phoneNumberID})
+	var next atomic.Int64
+	var failed atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range w {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n || ctx.Err() != nil {
+					return
+				}
+				m := shared.Message{To: phone(i), Kind: shared.KindText, Body: fmt.Sprintf("%s %d", tag, i)}
+				if _, err := g.Send(ctx, m, ""); err != nil {
+					failed.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	d := time.Since(start)
+	if f := failed.Load(); f > 0 {
+		return d, fmt.Errorf("plain pool: %d of %d sends failed", f, n)
+	}
+	return d, ctx.Err()
+}
+
+func phone(i int) string { return fmt.Sprintf("57%010d", i) }
+
+// stackRun posts one send-bulk request of n recipients and polls it to SUCCESS. It
+// returns the time from the request to the observed SUCCESS and the time the request
+// took to be accepted.
+func (b *bench) stackRun(ctx context.Context, n int, tag string) (total, accept time.Duration, err error) {
+	recipients := make([]map[string]string, n)
+	for i := range recipients {
+		recipients[i] = map[string]string{"phone": phone(i), "message": fmt.Sprintf("%s %d", tag, i)}
+	}
+	body, _ := json.Marshal(map[string]any{"recipients": recipients, "use_queue": true})
+	before := b.sb.Stats()
+	start := time.Now()
+	resp, err := http.Post(b.apiURL+"/api/send-bulk", "application/json", bytes.NewReader(body))
+	if err != nil {
+		return 0, 0, err
+	}
+	var out struct {
+		Success bool   `json:"success"`
+		TaskID  string `json:"task_id"`
+		Error   string `json:"error"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&out)
+	resp.Body.Close()
+	accept = time.Since(start)
+	if err != nil || !out.Success {
+		return 0, 0, fmt.Errorf("send-bulk: status %d, %s %v", resp.StatusCode, out.Error, err)
+	}
+	if b.onTask != nil {
+		b.onTask(out.TaskID)
+	}
+	for {
+		if ctx.Err() != nil {
+			return 0, 0, ctx.Err()
+		}
+		st, err := b.status(out.TaskID)
+		if err != nil {
+			return 0, 0, err
+		}
+		if st.Status == shared.StatusSuccess {
+			total = time.Since(start)
+			if st.Result.Sent != n {
+				return 0, 0, fmt.Errorf("task %s: %d of %d sent (%d failed)", out.TaskID, st.Result.Sent, n, st.Result.Failed)
+			}
+			break
+		}
+		if st.Status == shared.StatusFailure {
+			return 0, 0, fmt.Errorf("task %s failed", out.TaskID)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	after := b.sb.Stats()
+	if got := after.Accepted - before.Accepted; got != int64(n) {
+		return 0, 0, fmt.Errorf("task of %d recipients: the sandbox accepted %d messages", n, got)
+	}
+	if d := after.Duplicates - before.Duplicates; d != 0 {
+		return 0, 0, fmt.Errorf("task of %d recipients: %d duplicate deliveries", n, d)
+	}
+	return total, accept, nil
+}
+
+func (b *bench) status(id string) (shared.TaskState, error) {
+	var st shared.TaskState
+	resp, err := http.Get(b.apiURL + "/api/task-status/" + id)
+	if err != nil {
+		return st, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		msg, _ := io.ReadAll(resp.Body)
+		return st, fmt.Errorf("task-status %s: %d %s", id, resp.StatusCode, msg)
+	}
+	var raw struct {
+		Status string            `json:"status"`
+		Result shared.TaskResult `json:"result"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&raw)
+	st.Status, st.Result = raw.Status, raw.Result
+	return st, err
+}
+
+type scaleRun struct {
+	n         int
+	accept    time.Duration
+	total     time.Duration
+	workerRSS int64
+	minGap    time.Duration // the largest pause between two task-status changes
+}
+
+type scaleResult struct{ small, large scaleRun }
+
+func (s scaleResult) line() string {
+	return fmt.Sprintf("scale: N=%d accepted in %.2fs, done in %.1fs, worker peak RSS %d MiB; N=%d accepted in %.2fs, done in %.1fs, worker peak RSS %d MiB; longest pause between progress updates %.1fs",
+		s.small.n, s.small.accept.Seconds(), s.small.total.Seconds(), s.small.workerRSS/1024,
+		s.large.n, s.large.accept.Seconds(), s.large.total.Seconds(), s.large.workerRSS/1024, s.large.minGap.Seconds())
+}
+
+// scaleRun sends one request of n recipients on a fresh worker process and reports
+// its acceptance time, its duration and the worker's peak memory.
+func (b *bench) scaleRun(ctx context.Context, w, n int) (scaleRun, error) {
+	r := scaleRun{n: n}
+	if err := b.startStack(ctx, w); err != nil {
+		return r, err
+	}
+	total, accept, err := b.stackRunWatching(ctx, n, fmt.Sprintf("scale%d", n), &r.minGap)
+	if err != nil {
+		return r, err
+	}
+	r.total, r.accept = total, accept
+	r.workerRSS = b.worker.peakRSS()
+	return r, nil
+}
+
+// stackRunWatching is stackRun that also records the longest time task-status went
+// without its counts changing.
+func (b *bench) stackRunWatching(ctx context.Context, n int, tag string, longest *time.Duration) (time.Duration, time.Duration, error) {
+	done := make(chan struct{})
+	var taskID atomic.Value
+	go func() {
+		var last int
+		lastChange := time.Now()
+		for {
+			select {
+			case <-done:
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+			id, _ := taskID.Load().(string)
+			if id == "" {
+				continue
+			}
+			st, err := b.status(id)
+			if err != nil || st.Status == shared.StatusSuccess {
+				continue
+			}
+			if c := st.Result.Sent + st.Result.Failed; c != last {
+				if gap := time.Since(lastChange); c > 0 && last > 0 && gap > *longest {
+					*longest = gap
+				}
+				last, lastChange = c, time.Now()
+			}
+		}
+	}()
+	defer close(done)
+	b.onTask = func(id string) { taskID.Store(id) }
+	defer func() { b.onTask = nil }()
+	return b.stackRun(ctx, n, tag)
+}
+
+type histories struct {
+	maxEvents     int64
+	maxEventBytes int
+	runs          int
+}
+
+// histories inspects every workflow run the benchmark made: the longest history and
+// the largest single event (inputs, results and signals are events).
+func (b *bench) histories(ctx context.Context) (histories, error) {
+	var h histories
+	var token []byte
+	for {
+		resp, err := b.temporal.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
+			Namespace: b.dev.Namespace(), NextPageToken: token, PageSize: 1000,
+		})
+		if err != nil {
+			return h, err
+		}
+		for _, e := range resp.Executions {
+			h.runs++
+			h.maxEvents = max(h.maxEvents, e.GetHistoryLength())
+			it := b.temporal.GetWorkflowHistory(ctx, e.GetExecution().GetWorkflowId(), e.GetExecution().GetRunId(), false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+			for it.HasNext() {
+				ev, err := it.Next()
+				if err != nil {
+					return h, err
+				}
+				h.maxEventBytes = max(h.maxEventBytes, eventSize(ev))
+			}
+		}
+		if token = resp.NextPageToken; len(token) == 0 {
+			return h, nil
+		}
+	}
+}
+
+func eventSize(ev *historypb.HistoryEvent) int { return proto.Size(ev) }
+
+func (b *bench) report(o options, rows []row, sc *scaleResult, h histories) string {
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "# Benchmarks\n\n")
+	fmt.Fprintf(&sb, "Reproduce with `%s` (it builds bin/apiserver and bin/worker first). Measured %s on %d CPUs; the\n", o.command, time.Now().UTC().Format("2006-01-02 15:04 MST"), runtime.NumCPU())
+	fmt.Fprintf(&sb, "sandbox answers every send after %v. Both columns of a row ran one right after the other in the same run,\n", o.latency)
+	fmt.Fprintf(&sb, "so the ratio, not the absolute rates, is the figure to compare across machines.\n\n")
+	fmt.Fprintf(&sb, "(a) plain pool: W goroutines calling the sandbox directly, no queue, no durability.\n")
+	fmt.Fprintf(&sb, "(b) wagate: `POST /api/send-bulk` to the apiserver process, BulkSend on the worker process (BULK_MAX_WORKERS=W),\n")
+	fmt.Fprintf(&sb, "embedded Temporal (SQLite) and Redis, timed from the request to the first task-status answering SUCCESS.\n\n")
+	fmt.Fprintf(&sb, "| W | N | (a) pool sends/s | (b) wagate sends/s | ratio (b)/(a) | worker peak RSS | apiserver peak RSS |\n")
+	fmt.Fprintf(&sb, "|---|---|---|---|---|---|---|\n")
+	for _, r := range rows {
+		fmt.Fprintf(&sb, "| %d | %d | %.1f | %.1f | **%.3f** | %d MiB | %d MiB |\n", r.workers, r.n, r.poolRate, r.stack, r.ratio(), r.workerRSS/1024, r.apiRS/1024)
+	}
+	fmt.Fprintf(&sb, "\nBenchmark process (embedded Temporal server, sandbox, Redis client, plain pool) peak RSS: %d MiB.\n", selfPeakRSS()/1024)
+	fmt.Fprintf(&sb, "\nLargest workflow history of any run: **%d events**; largest single history event (inputs, results, signals): **%d bytes**; %d workflow runs inspected.\n", h.maxEvents, h.maxEventBytes, h.runs)
+	if sc != nil {
+		fmt.Fprintf(&sb, "\n## Scale (W=100)\n\n| N | accepted in | completed in | worker peak RSS |\n|---|---|---|---|\n")
+		for _, s := range []scaleRun{sc.small, sc.large} {
+			fmt.Fprintf(&sb, "| %d | %.2f s | %.1f s | %d MiB |\n", s.n, s.accept.Seconds(), s.total.Seconds(), s.workerRSS/1024)
+		}
+		fmt.Fprintf(&sb, "\nLongest pause between two changes of task-status counts during the N=%d run: %.1f s (polled every 100 ms).\n", sc.large.n, sc.large.minGap.Seconds())
+	}
+	return sb.String()
+}
+
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// proc is a child process whose peak memory is read from /proc.
+type proc struct {
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+func startProc(path string, env []string) (*proc, error) {
+	cmd := exec.Command(path)
+	cmd.Env = env
+	cmd.Stdout = io.Discard
+	cmd.Stderr = os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	p := &proc{cmd: cmd, done: make(chan struct{})}
+	go func() { _ = cmd.Wait(); close(p.done) }()
+	return p, nil
+}
+
+func (p *proc) peakRSS() int64 { return vmHWM(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid)) }
+
+func (p *proc) stop() {
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(15 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+	}
+}
+
+func selfPeakRSS() int64 { return vmHWM("/proc/self/status") }
+
+// vmHWM reads the peak resident set size (KiB) from a /proc status file.
+func vmHWM(path string) int64 {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			v, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			return v
+		}
+	}
+	return 0
+}
