@@ -99,11 +99,14 @@ func (a *Activities) SendChunk(ctx context.Context, in shared.ChunkInput) (share
 		}
 	}
 
-	c := &chunk{a: a, in: in, gov: a.Store.Governor(a.Graph.PhoneNumberID(), a.Config.WhatsAppMaxMPS), outcomes: ledger}
-	todo := make(chan int)
-	var wg sync.WaitGroup
 	sendCtx, stop := context.WithCancel(ctx)
 	defer stop()
+	c := &chunk{
+		a: a, in: in, attempt: int(activity.GetInfo(ctx).Attempt), abort: stop,
+		gov: a.Store.Governor(a.Graph.PhoneNumberID(), a.Config.WhatsAppMaxMPS),
+	}
+	todo := make(chan int)
+	var wg sync.WaitGroup
 	for range max(in.MaxWorkers, 1) {
 		wg.Add(1)
 		go func() {
@@ -120,7 +123,8 @@ func (a *Activities) SendChunk(ctx context.Context, in shared.ChunkInput) (share
 	var stopped error
 dispatch:
 	for i := range msgs {
-		if ledger[i].State == redisstore.LedgerSent || ledger[i].State == redisstore.LedgerFailed {
+		if ledger[i].State.Final() {
+			c.count()
 			continue
 		}
 		for {
@@ -130,10 +134,10 @@ dispatch:
 			case <-heartbeat.C:
 				activity.RecordHeartbeat(ctx, c.done())
 			case <-workerStop:
-				stopped = errors.New("worker stopping; the chunk resumes from the ledger on another attempt")
+				stopped = errors.New("worker stopping; the chunk resumes from the send ledger on the next attempt")
 				break dispatch
-			case <-ctx.Done():
-				stopped = ctx.Err()
+			case <-sendCtx.Done():
+				stopped = context.Cause(sendCtx)
 				break dispatch
 			}
 		}
@@ -149,13 +153,19 @@ dispatch:
 			activity.RecordHeartbeat(ctx, c.done())
 		}
 	}
-	if stopped != nil {
-		return shared.ChunkResult{}, stopped
-	}
 	if c.err != nil {
 		return shared.ChunkResult{}, c.err
 	}
-	return c.result(msgs), nil
+	if stopped != nil {
+		return shared.ChunkResult{}, stopped
+	}
+	// The ledger is the record of the chunk, including outcomes written by earlier
+	// attempts.
+	final, err := a.Store.Ledger(ctx, in.TaskID, in.Offset, len(msgs))
+	if err != nil {
+		return shared.ChunkResult{}, fmt.Errorf("read send ledger: %w", err)
+	}
+	return result(in.Offset, msgs, final)
 }
 
 // prepare points a media header at its uploaded id.
@@ -172,15 +182,19 @@ func prepare(m shared.Message, media map[string]string) shared.Message {
 
 // chunk is the state of one SendChunk attempt.
 type chunk struct {
-	a   *Activities
-	in  shared.ChunkInput
-	gov *redisstore.Governor
+	a       *Activities
+	in      shared.ChunkInput
+	attempt int
+	gov     *redisstore.Governor
+	abort   context.CancelFunc
 
 	mu       sync.Mutex
-	outcomes []redisstore.LedgerEntry // by position in the chunk
 	finished int
-	err      error // first ledger failure: the attempt fails and is retried
+	err      error // the first ledger failure: the attempt fails and is retried
 }
+
+// errSuperseded stops an attempt that Temporal has already replaced by a newer one.
+var errSuperseded = errors.New("a newer attempt of this chunk holds its recipients; this attempt stops")
 
 func (c *chunk) done() int {
 	c.mu.Lock()
@@ -188,13 +202,27 @@ func (c *chunk) done() int {
 	return c.finished
 }
 
+func (c *chunk) count() {
+	c.mu.Lock()
+	c.finished++
+	c.mu.Unlock()
+}
+
 func (c *chunk) send(ctx context.Context, i int, m shared.Message) {
 	index := c.in.Offset + i
-	if err := c.a.Store.Claim(ctx, c.in.TaskID, index); err != nil {
+	claim, err := c.a.Store.Claim(ctx, c.in.TaskID, index, c.attempt)
+	switch {
+	case err != nil:
 		c.fail(fmt.Errorf("claim recipient %d: %w", index, err))
 		return
+	case claim == redisstore.ClaimDone:
+		c.count()
+		return
+	case claim == redisstore.ClaimLost:
+		c.fail(errSuperseded)
+		return
 	}
-	entry, ok := c.attempt(ctx, m, fmt.Sprintf("%s:%d", c.in.TaskID, index))
+	entry, ok := c.sendWithRetries(ctx, m, fmt.Sprintf("%s:%d", c.in.TaskID, index))
 	if !ok {
 		return // cancelled: the recipient stays claimed and is sent again on retry
 	}
@@ -206,23 +234,22 @@ func (c *chunk) send(ctx context.Context, i int, m shared.Message) {
 		c.fail(fmt.Errorf("record recipient %d: %w", index, err))
 		return
 	}
-	c.mu.Lock()
-	c.outcomes[i] = entry
-	c.finished++
-	c.mu.Unlock()
+	c.count()
 }
 
+// fail keeps the first error and stops the attempt.
 func (c *chunk) fail(err error) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if c.err == nil {
 		c.err = err
 	}
+	c.mu.Unlock()
+	c.abort()
 }
 
-// attempt sends one message with the per-recipient retry policy. ok is false when ctx
-// ended before an outcome was known.
-func (c *chunk) attempt(ctx context.Context, m shared.Message, opaque string) (e redisstore.LedgerEntry, ok bool) {
+// sendWithRetries sends one message with the per-recipient retry policy. ok is false when
+// ctx ended before an outcome was known.
+func (c *chunk) sendWithRetries(ctx context.Context, m shared.Message, opaque string) (e redisstore.LedgerEntry, ok bool) {
 	retries, throttled, paired := 0, 0, 0
 	for {
 		if err := c.gov.Wait(ctx); err != nil {
@@ -275,22 +302,23 @@ func failed(err error) redisstore.LedgerEntry {
 	return redisstore.LedgerEntry{State: redisstore.LedgerFailed, Code: graphapi.Code(err), Error: msg}
 }
 
-func (c *chunk) result(msgs []shared.Message) shared.ChunkResult {
+// result counts a chunk's outcomes from its ledger entries.
+func result(offset int, msgs []shared.Message, entries []redisstore.LedgerEntry) (shared.ChunkResult, error) {
 	var r shared.ChunkResult
-	for i, o := range c.outcomes {
-		switch o.State {
+	for i, e := range entries {
+		switch e.State {
 		case redisstore.LedgerSent:
 			r.Sent++
 		case redisstore.LedgerFailed:
 			r.Failed++
 			if len(r.Errors) < shared.MaxTaskErrors {
-				r.Errors = append(r.Errors, shared.RecipientError{
-					Index: c.in.Offset + i, Phone: msgs[i].To, Error: o.Error, Code: o.Code,
-				})
+				r.Errors = append(r.Errors, shared.RecipientError{Index: offset + i, Phone: msgs[i].To, Error: e.Error, Code: e.Code})
 			}
+		default:
+			return r, fmt.Errorf("recipient %d has no outcome after its chunk finished", offset+i)
 		}
 	}
-	return r
+	return r, nil
 }
 
 // FinishTask stores the final state of a task, so task-status answers after Temporal's

@@ -210,7 +210,7 @@ func TestSendChunkResumesFromTheLedger(t *testing.T) {
 		}
 	}
 	for i := 40; i < 45; i++ {
-		if err := f.acts.Store.Claim(ctx, "t6", i); err != nil {
+		if _, err := f.acts.Store.Claim(ctx, "t6", i, 1); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -26,13 +26,14 @@ func (st LedgerState) Final() bool { return st == LedgerSent || st == LedgerFail
 
 // LedgerEntry is one recipient's line in a task's send ledger.
 type LedgerEntry struct {
-	State LedgerState
-	WAMID string // the message id Meta returned, when Sent
-	Code  int    // Meta's error code, when Failed and Meta answered
-	Error string // why it failed, when Failed
+	State   LedgerState
+	Attempt int    // the activity attempt that holds the claim, when Claimed
+	WAMID   string // the message id Meta returned, when Sent
+	Code    int    // Meta's error code, when Failed and Meta answered
+	Error   string // why it failed, when Failed
 }
 
-// The ledger stores one short string per recipient ("c", "s|<wamid>",
+// The ledger stores one short string per recipient ("c<attempt>", "s|<wamid>",
 // "f|<code>|<text>") in hashes of 100 recipients each. Hashes that small stay in Redis's
 // compact listpack encoding, which costs about the bytes of the values: a 100k
 // recipient task takes ~7 MB where one big hash would take ~12 MB.
@@ -59,15 +60,15 @@ local function final(v)
 end
 `
 
-// ledgerClaimScript marks a recipient claimed unless its outcome is already final.
-// It returns 1 when the entry is (now) claimed, 0 when it was final.
+// ledgerClaimScript claims a recipient for attempt ARGV[4]. It returns 1 when the
+// attempt now holds the claim, 0 when the outcome is already final, and 2 when a newer
+// attempt holds it.
 var ledgerClaimScript = redis.NewScript(ledgerNewBucket + `
 local v = redis.call('HGET', KEYS[1], ARGV[1])
 if final(v) then return 0 end
-if not v then
-  redis.call('HSET', KEYS[1], ARGV[1], 'c')
-  touch()
-end
+if v and (tonumber(string.sub(v, 2)) or 0) > tonumber(ARGV[4]) then return 2 end
+redis.call('HSET', KEYS[1], ARGV[1], 'c' .. ARGV[4])
+if not v then touch() end
 return 1
 `)
 
@@ -91,14 +92,34 @@ func (s *Store) ledgerScript(ctx context.Context, script *redis.Script, taskID s
 	return script.Run(ctx, s.rdb, keys, args...).Int()
 }
 
-// Claim marks recipient index of a task as claimed, before its message is handed to
-// Meta, unless its outcome is already final (then it changes nothing). The check and
-// the write are one atomic step.
-func (s *Store) Claim(ctx context.Context, taskID string, index int) error {
-	if _, err := s.ledgerScript(ctx, ledgerClaimScript, taskID, index); err != nil {
-		return fmt.Errorf("redis: claim recipient %d of task %s: %w", index, taskID, err)
+// ClaimResult says whether an activity attempt may send to a recipient.
+type ClaimResult int
+
+// Claim results.
+const (
+	ClaimGo   ClaimResult = iota + 1 // the attempt holds the claim: send
+	ClaimDone                        // the outcome is already final: skip
+	ClaimLost                        // a newer attempt holds the claim: this attempt is stale
+)
+
+// Claim marks recipient index of a task as claimed by an activity attempt, before its
+// message is handed to Meta. A final outcome is never touched (ClaimDone). A claim by
+// an older attempt (one whose worker died with the send in flight) is taken over, so
+// at most the sends in flight at a crash are repeated; a claim by a newer attempt is
+// not (ClaimLost), so an attempt that Temporal already replaced stops instead of
+// racing its successor. The check and the write are one atomic step.
+func (s *Store) Claim(ctx context.Context, taskID string, index, attempt int) (ClaimResult, error) {
+	n, err := s.ledgerScript(ctx, ledgerClaimScript, taskID, index, attempt)
+	if err != nil {
+		return 0, fmt.Errorf("redis: claim recipient %d of task %s: %w", index, taskID, err)
 	}
-	return nil
+	switch n {
+	case 0:
+		return ClaimDone, nil
+	case 2:
+		return ClaimLost, nil
+	}
+	return ClaimGo, nil
 }
 
 // Record stores the final outcome of recipient index once. If the entry is already
@@ -187,15 +208,19 @@ func encodeEntry(e LedgerEntry) string {
 	case LedgerFailed:
 		return "f|" + strconv.Itoa(e.Code) + "|" + e.Error
 	case LedgerClaimed:
-		return "c"
+		return "c" + strconv.Itoa(e.Attempt)
 	}
 	return ""
 }
 
 func decodeEntry(v string) (LedgerEntry, error) {
 	switch {
-	case v == "c":
-		return LedgerEntry{State: LedgerClaimed}, nil
+	case strings.HasPrefix(v, "c"):
+		n, err := strconv.Atoi(v[1:])
+		if v != "c" && err != nil {
+			break
+		}
+		return LedgerEntry{State: LedgerClaimed, Attempt: n}, nil
 	case strings.HasPrefix(v, "s|"):
 		return LedgerEntry{State: LedgerSent, WAMID: v[2:]}, nil
 	case strings.HasPrefix(v, "f|"):

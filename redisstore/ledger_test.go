@@ -26,7 +26,7 @@ func TestLedgerClaimRecordSemantics(t *testing.T) {
 		wantFailed int
 	}
 	none := LedgerEntry{}
-	claimed := LedgerEntry{State: LedgerClaimed}
+	claimed := LedgerEntry{State: LedgerClaimed, Attempt: 1}
 	steps := []step{
 		{op: "claim", index: 0, wantState: []LedgerEntry{claimed, none, none}},
 		{op: "claim", index: 0, wantState: []LedgerEntry{claimed, none, none}},
@@ -42,7 +42,7 @@ func TestLedgerClaimRecordSemantics(t *testing.T) {
 	for i, st := range steps {
 		switch st.op {
 		case "claim":
-			if err := s.Claim(ctx, task, st.index); err != nil {
+			if _, err := s.Claim(ctx, task, st.index, 1); err != nil {
 				t.Fatalf("step %d: Claim(%d): %v", i, st.index, err)
 			}
 		case "record":
@@ -82,7 +82,7 @@ func TestLedgerRejectsBadInput(t *testing.T) {
 			return err
 		}},
 		{"record nothing", func() error { _, err := s.Record(ctx, "t", 0, LedgerEntry{}); return err }},
-		{"claim a negative index", func() error { return s.Claim(ctx, "t", -1) }},
+		{"claim a negative index", func() error { _, err := s.Claim(ctx, "t", -1, 1); return err }},
 		{"read a negative range", func() error { _, err := s.Ledger(ctx, "t", 0, -1); return err }},
 	}
 	for _, tt := range tests {
@@ -110,10 +110,10 @@ func TestLedgerRangeAcrossBuckets(t *testing.T) {
 		}
 		want[i] = e
 	}
-	if err := s.Claim(ctx, task, 201); err != nil {
+	if _, err := s.Claim(ctx, task, 201, 1); err != nil {
 		t.Fatal(err)
 	}
-	want[201] = LedgerEntry{State: LedgerClaimed}
+	want[201] = LedgerEntry{State: LedgerClaimed, Attempt: 1}
 
 	tests := []struct{ offset, count int }{{0, 0}, {85, 200}, {99, 2}, {200, 100}, {0, 1000}, {5000, 3}}
 	for _, tt := range tests {
@@ -240,7 +240,7 @@ func TestLedgerTTLFollowsStaging(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			if err := s.Claim(ctx, task, 0); err != nil {
+			if _, err := s.Claim(ctx, task, 0, 1); err != nil {
 				t.Fatal(err)
 			}
 			if _, err := s.Record(ctx, task, 1, LedgerEntry{State: LedgerSent}); err != nil {
@@ -252,5 +252,42 @@ func TestLedgerTTLFollowsStaging(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestClaimAcrossAttempts(t *testing.T) {
+	ctx := context.Background()
+	s := newTaskTestStore(t)
+	const task = "attempts"
+	steps := []struct {
+		index, attempt int
+		want           ClaimResult
+		wantEntry      LedgerEntry
+	}{
+		{0, 1, ClaimGo, LedgerEntry{State: LedgerClaimed, Attempt: 1}},
+		{0, 1, ClaimGo, LedgerEntry{State: LedgerClaimed, Attempt: 1}},
+		// Attempt 2 replaces attempt 1, whose worker died with the send in flight.
+		{0, 2, ClaimGo, LedgerEntry{State: LedgerClaimed, Attempt: 2}},
+		// Attempt 1 is stale: it must not take the recipient back.
+		{0, 1, ClaimLost, LedgerEntry{State: LedgerClaimed, Attempt: 2}},
+		{1, 3, ClaimGo, LedgerEntry{State: LedgerClaimed, Attempt: 3}},
+	}
+	for i, st := range steps {
+		got, err := s.Claim(ctx, task, st.index, st.attempt)
+		if err != nil || got != st.want {
+			t.Fatalf("step %d: Claim(%d, attempt %d) = %v, %v; want %v", i, st.index, st.attempt, got, err, st.want)
+		}
+		e, err := s.Ledger(ctx, task, st.index, 1)
+		if err != nil || e[0] != st.wantEntry {
+			t.Errorf("step %d: entry = %+v (%v), want %+v", i, e, err, st.wantEntry)
+		}
+	}
+	if _, err := s.Record(ctx, task, 0, LedgerEntry{State: LedgerSent, WAMID: "wamid.A"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, attempt := range []int{1, 2, 9} {
+		if got, err := s.Claim(ctx, task, 0, attempt); err != nil || got != ClaimDone {
+			t.Errorf("Claim of a sent recipient by attempt %d = %v, %v; want ClaimDone", attempt, got, err)
+		}
 	}
 }

@@ -218,7 +218,7 @@ func TestFinishTaskSetsTTLs(t *testing.T) {
 	}
 	// Entries in buckets 0, 1 and 14, leaving the buckets between empty.
 	for _, i := range []int{0, 150, 1499} {
-		if err := s.Claim(ctx, task, i); err != nil {
+		if _, err := s.Claim(ctx, task, i, 1); err != nil {
 			t.Fatal(err)
 		}
 	}
