@@ -8,7 +8,7 @@ GO ?= go
 # the machine to itself after the unit packages.
 UNIT_PKGS = $$($(GO) list ./... | grep -v '/e2e$$')
 
-.PHONY: help run test test-unit test-e2e redis build vet fmt-check deps-check clean clean-data
+.PHONY: help run test test-unit test-e2e redis build bench bench-quick vet fmt-check deps-check clean clean-data
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -37,6 +37,12 @@ redis: ## install redis-server from Debian's packages unless it is there
 
 build: ## build bin/apiserver, bin/worker, bin/wagate and bin/sandbox
 	GOTOOLCHAIN=local $(GO) build -o bin/ ./cmd/apiserver ./cmd/worker ./cmd/wagate ./cmd/sandbox
+
+bench: redis build ## bulk throughput vs a plain goroutine pool (W=10, W=100; N=10k and a 100k scale run); writes docs/BENCHMARKS.md
+	GOTOOLCHAIN=local $(GO) run ./cmd/bench -n 10000 -workers 10,100 -latency 50ms -scale 100000 -bin bin -out docs/BENCHMARKS.md -command "make bench"
+
+bench-quick: redis build ## the same comparison at N=2000 without the scale run; prints only
+	GOTOOLCHAIN=local $(GO) run ./cmd/bench -n 2000 -workers 10,100 -latency 50ms -bin bin -out "" -command "make bench-quick"
 
 vet: ## go vet every package
 	GOTOOLCHAIN=local $(GO) vet ./...

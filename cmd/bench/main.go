@@ -165,6 +165,9 @@ func start(ctx context.Context, o options) (*bench, error) {
 		}
 	}
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if err := os.MkdirAll(filepath.Join(dir, "redis"), 0o755); err != nil {
+		return nil, err
+	}
 	if b.redis, err = redisserver.Start(ctx, filepath.Join(dir, "redis"), 0); err != nil {
 		return nil, err
 	}
@@ -564,8 +567,13 @@ type proc struct {
 func startProc(path string, env []string) (*proc, error) {
 	cmd := exec.Command(path)
 	cmd.Env = env
-	cmd.Stdout = io.Discard
-	cmd.Stderr = os.Stderr
+	logFile, err := os.Create(path + ".bench.log")
+	if err != nil {
+		return nil, err
+	}
+	defer logFile.Close() // the child keeps its own descriptor
+	cmd.Stdout = logFile
+	cmd.Stderr = logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		return nil, err
