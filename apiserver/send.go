@@ -18,6 +18,9 @@ import (
 // workflow shortens it when it completes.
 const stagingTTL = 30 * 24 * time.Hour
 
+// temporalTimeout bounds a call that starts a workflow.
+const temporalTimeout = 10 * time.Second
+
 // single describes one single-send endpoint: its success texts and its error prefix.
 type single struct {
 	kind     string // task kind for queued sends, e.g. "send-message"
@@ -295,7 +298,11 @@ func (s *Server) startTask(ctx context.Context, kind string, msgs []shared.Messa
 		Media:      shared.DistinctMedia(msgs),
 		CreatedAt:  s.Now().UTC().Truncate(time.Second),
 	}
-	_, err := s.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+	// A Temporal cluster that went away makes the SDK retry; the client gets a 503
+	// instead of waiting on it.
+	sctx, cancel := context.WithTimeout(ctx, temporalTimeout)
+	defer cancel()
+	_, err := s.Temporal.ExecuteWorkflow(sctx, client.StartWorkflowOptions{
 		ID:            id,
 		TaskQueue:     shared.TaskQueue,
 		StaticSummary: fmt.Sprintf("%s: %d destinatarios", kind, len(msgs)),
