@@ -1,0 +1,76 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"testing"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
+	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/wagate/wagate/shared"
+	"github.com/wagate/wagate/workflows"
+)
+
+// A real BulkSend history (media upload, two chunks, finish) replays on the current
+// workflow code. With WAGATE_RECORD_BULK_HISTORY=<file> it is also written out, which
+// is how workflows/testdata/bulk_v1.json was made.
+func TestBulkHistoryReplays(t *testing.T) {
+	s := NewStack(t, StackOptions{MaxWorkers: 1})
+	n := shared.ChunkSize(1) + 1
+	phones := make([]string, n)
+	for i := range phones {
+		phones[i] = fmt.Sprintf("5733%08d", i)
+	}
+	_, resp := s.PostJSON(t, "/api/send-broadcast-interactive", map[string]any{
+		"phones": phones, "header_type": "image", "header_content": s.SandboxURL + "/_sandbox/assets/sample.jpg",
+		"body_text": "Historia", "button_text": "Ver", "button_url": "https://mi-app.com/h",
+	})
+	id, _ := resp["task_id"].(string)
+	if task := s.WaitTask(t, id, 2*time.Minute); task["status"] != shared.StatusSuccess {
+		t.Fatalf("task = %v", task)
+	}
+
+	ctx := context.Background()
+	it := s.Temporal.GetWorkflowHistory(ctx, id, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	var h historypb.History
+	for it.HasNext() {
+		ev, err := it.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.Events = append(h.Events, ev)
+	}
+	scheduled := 0
+	for _, ev := range h.Events {
+		if ev.GetEventType() == enumspb.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED {
+			scheduled++
+		}
+	}
+	// Upload, two chunks, finish.
+	if scheduled != 4 {
+		t.Errorf("history schedules %d activities, want 4 (upload, 2 chunks, finish)", scheduled)
+	}
+
+	r := worker.NewWorkflowReplayer()
+	r.RegisterWorkflowWithOptions(workflows.BulkSend, workflow.RegisterOptions{Name: shared.BulkWorkflowName})
+	if err := r.ReplayWorkflowHistory(nil, &h); err != nil {
+		t.Fatalf("replay: %v", err)
+	}
+
+	if path := os.Getenv("WAGATE_RECORD_BULK_HISTORY"); path != "" {
+		b, err := protojson.MarshalOptions{Indent: "  "}.Marshal(&h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("bulk history (%d events) written to %s", len(h.Events), path)
+	}
+}
