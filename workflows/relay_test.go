@@ -13,6 +13,7 @@ import (
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/wagate/wagate/shared"
@@ -466,5 +467,18 @@ func TestRelaySpillsBacklogAndRelaysItInOrder(t *testing.T) {
 	}
 	if len(c.segments) != 0 {
 		t.Errorf("%d spilled segments left in Redis; want every loaded one dropped", len(c.segments))
+	}
+}
+
+// The recorded history of a real run (e2e TestInboundConsumerOutageClearAndQueueTest with
+// WAGATE_RECORD_RELAY_HISTORY set): signals, a head retried while the consumer was down,
+// a clear that cancelled it, the queue test, and the cancellation that ended it. Any
+// change to InboundRelay that would break running relays fails here; such a change
+// needs workflow.GetVersion and a new recording next to this one.
+func TestRelayReplaysRecordedHistory(t *testing.T) {
+	r := worker.NewWorkflowReplayer()
+	r.RegisterWorkflowWithOptions(InboundRelay, workflow.RegisterOptions{Name: shared.RelayWorkflowName})
+	if err := r.ReplayWorkflowHistoryFromJSONFile(nil, "testdata/relay_v1.json"); err != nil {
+		t.Fatalf("replay of testdata/relay_v1.json: %v", err)
 	}
 }

@@ -1,0 +1,561 @@
+package e2e
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/wagate/wagate/shared"
+)
+
+const (
+	inboundSecret = "e2e-app-secret"
+	inboundVerify = "hola"
+)
+
+// wsSink is the downstream consumer at WEBSOCKET_URL: a real gorilla WebSocket server
+// that records every text frame. Stop takes it down (closing its connections, which
+// httptest does not track once hijacked) and Start brings it back on the same address.
+type wsSink struct {
+	t    *testing.T
+	addr string
+	srv  *httptest.Server
+
+	mu     sync.Mutex
+	frames []string
+	conns  map[*websocket.Conn]bool
+}
+
+func newWSSink(t *testing.T) *wsSink {
+	s := &wsSink{t: t, conns: map[*websocket.Conn]bool{}}
+	s.Start()
+	t.Cleanup(s.Stop)
+	return s
+}
+
+func (s *wsSink) URL() string { return "ws://" + s.addr + "/relay" }
+
+func (s *wsSink) Start() {
+	addr := s.addr
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	var ln net.Listener
+	var err error
+	for range 50 { // the port may linger briefly after Stop
+		if ln, err = net.Listen("tcp", addr); err == nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil {
+		s.t.Fatalf("sink listen %s: %v", addr, err)
+	}
+	s.addr = ln.Addr().String()
+	up := websocket.Upgrader{}
+	s.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ws, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		s.mu.Lock()
+		s.conns[ws] = true
+		s.mu.Unlock()
+		defer func() {
+			s.mu.Lock()
+			delete(s.conns, ws)
+			s.mu.Unlock()
+			ws.Close()
+		}()
+		for {
+			typ, msg, err := ws.ReadMessage()
+			if err != nil {
+				return
+			}
+			if typ == websocket.TextMessage {
+				s.mu.Lock()
+				s.frames = append(s.frames, string(msg))
+				s.mu.Unlock()
+			}
+		}
+	}))
+	s.srv.Listener = ln
+	s.srv.Start()
+}
+
+func (s *wsSink) Stop() {
+	if s.srv == nil {
+		return
+	}
+	s.mu.Lock()
+	for ws := range s.conns {
+		ws.Close()
+	}
+	s.mu.Unlock()
+	s.srv.CloseClientConnections()
+	s.srv.Close()
+	s.srv = nil
+}
+
+func (s *wsSink) Frames() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.frames)
+}
+
+// WaitFrames waits until at least n frames arrived and returns them all.
+func (s *wsSink) WaitFrames(t *testing.T, n int, timeout time.Duration) []string {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		f := s.Frames()
+		if len(f) >= n {
+			return f
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("consumer has %d frames after %v; want %d", len(f), timeout, n)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// relayedFrame is what the tests read back from a frame.
+type relayedFrame struct {
+	ID, From, Body string
+	SaveNumber     bool
+	CachedInfo     map[string]any
+	Raw            map[string]any
+}
+
+func parseFrame(t *testing.T, frame string) relayedFrame {
+	t.Helper()
+	var f struct {
+		Entry []struct {
+			Changes []struct {
+				Value struct {
+					Messages []struct {
+						ID, From string
+						Text     struct{ Body string }
+					}
+				}
+			}
+		}
+		SaveNumber *bool          `json:"save_number"`
+		CachedInfo map[string]any `json:"cached_info"`
+	}
+	if err := json.Unmarshal([]byte(frame), &f); err != nil {
+		t.Fatalf("frame is not JSON: %v\n%s", err, frame)
+	}
+	if len(f.Entry) != 1 || len(f.Entry[0].Changes) != 1 || len(f.Entry[0].Changes[0].Value.Messages) != 1 || f.SaveNumber == nil {
+		t.Fatalf("frame is not one narrowed webhook event with save_number: %s", frame)
+	}
+	m := f.Entry[0].Changes[0].Value.Messages[0]
+	var raw map[string]any
+	_ = json.Unmarshal([]byte(frame), &raw)
+	return relayedFrame{ID: m.ID, From: m.From, Body: m.Text.Body, SaveNumber: *f.SaveNumber, CachedInfo: f.CachedInfo, Raw: raw}
+}
+
+func frameIDs(t *testing.T, frames []string) []string {
+	t.Helper()
+	ids := make([]string, len(frames))
+	for i, f := range frames {
+		ids[i] = parseFrame(t, f).ID
+	}
+	return ids
+}
+
+// textWebhook is Meta's webhook for one text message.
+func textWebhook(id, from, body string) []byte {
+	return []byte(fmt.Sprintf(`{"object":"whatsapp_business_account","entry":[{"id":"WABA","changes":[{"value":{`+
+		`"messaging_product":"whatsapp","metadata":{"display_phone_number":"15550559999","phone_number_id":%q},`+
+		`"contacts":[{"profile":{"name":"Cliente %s"},"wa_id":%q}],`+
+		`"messages":[{"from":%q,"id":%q,"timestamp":"1705491000","text":{"body":%q},"type":"text"}]},"field":"messages"}]}]}`,
+		SandboxPhoneNumberID, from, from, from, id, body))
+}
+
+func signWebhook(body []byte) string {
+	mac := hmac.New(sha256.New, []byte(inboundSecret))
+	mac.Write(body)
+	return "sha256=" + hex.EncodeToString(mac.Sum(nil))
+}
+
+// postWebhook posts body to /webhook with the given X-Hub-Signature-256 ("" for none).
+func postWebhook(t *testing.T, s *Stack, body []byte, sig string) (int, map[string]any) {
+	t.Helper()
+	h := map[string]string{}
+	if sig != "" {
+		h["X-Hub-Signature-256"] = sig
+	}
+	return postRaw(t, s.API+"/webhook", string(body), h)
+}
+
+func postSigned(t *testing.T, s *Stack, body []byte) {
+	t.Helper()
+	if code, out := postWebhook(t, s, body, signWebhook(body)); code != http.StatusOK || out["success"] != true {
+		t.Fatalf("POST /webhook = %d %v; want 200 {success:true}", code, out)
+	}
+}
+
+func newInboundStack(t *testing.T, sink *wsSink) *Stack {
+	return NewStack(t, StackOptions{WebSocketURL: sink.URL(), AppSecret: inboundSecret, VerifyToken: inboundVerify})
+}
+
+func wantOrderedOnce(t *testing.T, got, want []string) {
+	t.Helper()
+	if slices.Equal(got, want) {
+		return
+	}
+	seen := map[string]int{}
+	for _, id := range got {
+		seen[id]++
+	}
+	for id, n := range seen {
+		if n > 1 {
+			t.Errorf("event %s relayed %d times; want once", id, n)
+			break
+		}
+	}
+	i := 0
+	for i < min(len(got), len(want)) && got[i] == want[i] {
+		i++
+	}
+	t.Fatalf("relayed %d events, first difference at %d; want %d, in order, once each", len(got), i, len(want))
+}
+
+func TestInboundRelaysSignedEventsInOrderExactlyOnce(t *testing.T) {
+	sink := newWSSink(t)
+	s := newInboundStack(t, sink)
+	if code, out := s.PostJSON(t, "/api/numbers", map[string]any{"phone": "573000000001", "name": "Cacheado",
+		"data": map[string]any{"tier": "gold"}}); code != http.StatusCreated {
+		t.Fatalf("POST /api/numbers = %d %v", code, out)
+	}
+
+	const n = 1000
+	var want []string
+	var prev []byte
+	for i := range n {
+		id := fmt.Sprintf("wamid.E2E%04d", i)
+		from := fmt.Sprintf("57300000000%d", i%5)
+		body := textWebhook(id, from, fmt.Sprintf("mensaje %d", i))
+		postSigned(t, s, body)
+		want = append(want, id)
+		switch {
+		case i%7 == 3: // Meta redelivers the previous webhook
+			postSigned(t, s, prev)
+		case i%50 == 10: // a forged delivery
+			forged := textWebhook(fmt.Sprintf("wamid.FORGED%d", i), from, "falso")
+			if code, out := postWebhook(t, s, forged, signWebhook(textWebhook("other", from, "x"))); code != http.StatusUnauthorized || out["success"] != false {
+				t.Fatalf("forged webhook = %d %v; want 401", code, out)
+			}
+			if code, _ := postWebhook(t, s, forged, ""); code != http.StatusUnauthorized {
+				t.Fatalf("unsigned webhook = %d; want 401", code)
+			}
+		}
+		prev = body
+	}
+
+	frames := sink.WaitFrames(t, n, 3*time.Minute)
+	time.Sleep(time.Second) // anything extra (a repeat) would show up now
+	frames = sink.Frames()
+	wantOrderedOnce(t, frameIDs(t, frames), want)
+	for i, raw := range frames[:10] {
+		f := parseFrame(t, raw)
+		cached := f.From == "573000000001"
+		if f.SaveNumber == cached || (f.CachedInfo != nil) != cached {
+			t.Errorf("frame %d from %s: save_number %v, cached_info %v; want save_number %v", i, f.From, f.SaveNumber, f.CachedInfo, !cached)
+		}
+		if cached && (f.CachedInfo["name"] != "Cacheado" || f.CachedInfo["phone"] != "573000000001") {
+			t.Errorf("frame %d cached_info = %v; want the cached record", i, f.CachedInfo)
+		}
+	}
+	if code, out := s.Get(t, "/api/queue/lengths"); code != http.StatusOK || out["queue_lengths"].(map[string]any)["pending"] != 0.0 {
+		t.Errorf("GET /api/queue/lengths after the relay = %d %v; want pending 0", code, out)
+	}
+	// A thousand events are more than one run's history holds comfortably: the relay
+	// must have continued as new on the way, without losing or reordering anything.
+	desc, err := s.Temporal.DescribeWorkflowExecution(context.Background(), shared.RelayWorkflowID, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info := desc.GetWorkflowExecutionInfo(); info.GetFirstRunId() == info.GetExecution().GetRunId() {
+		t.Errorf("the relay is still on its first run after %d events; want continue-as-new exercised", n)
+	}
+}
+
+func queuePending(t *testing.T, s *Stack) int {
+	t.Helper()
+	code, out := s.Get(t, "/api/queue/lengths")
+	if code != http.StatusOK {
+		t.Fatalf("GET /api/queue/lengths = %d %v", code, out)
+	}
+	return int(out["queue_lengths"].(map[string]any)["pending"].(float64))
+}
+
+func waitPending(t *testing.T, s *Stack, want int) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		got := queuePending(t, s)
+		if got == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pending = %d; want %d", got, want)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func TestInboundConsumerOutageClearAndQueueTest(t *testing.T) {
+	sink := newWSSink(t)
+	s := newInboundStack(t, sink)
+	var want []string
+	post := func(from, to int) {
+		for i := from; i < to; i++ {
+			id := fmt.Sprintf("wamid.OUT%03d", i)
+			postSigned(t, s, textWebhook(id, "573111111111", fmt.Sprintf("m%d", i)))
+			want = append(want, id)
+		}
+	}
+	post(0, 3)
+	sink.WaitFrames(t, 3, time.Minute)
+
+	// The consumer goes away for more than 10 s: events wait, in order.
+	sink.Stop()
+	post(3, 23)
+	time.Sleep(12 * time.Second)
+	if got := len(sink.Frames()); got != 3 {
+		t.Fatalf("%d frames while the consumer was down; want still 3", got)
+	}
+	waitPending(t, s, 20)
+	code, out := s.Get(t, "/api/queue/status")
+	wantStatus := map[string]any{"websocket_available": false, "processor_running": true, "processor_thread_alive": true, "queue_healthy": false}
+	if code != http.StatusOK || !sameMap(out["status"], wantStatus) || out["queue_lengths"].(map[string]any)["pending"] != 20.0 {
+		t.Errorf("GET /api/queue/status during the outage = %d %v; want %v and pending 20", code, out, wantStatus)
+	}
+	if code, out := s.Get(t, "/api/status"); code != http.StatusServiceUnavailable || out["status"] != "degraded" ||
+		out["services"].(map[string]any)["websocket_service"] != false {
+		t.Errorf("GET /api/status during the outage = %d %v; want 503 degraded, websocket_service false", code, out)
+	}
+
+	sink.Start()
+	wantOrderedOnce(t, frameIDs(t, sink.WaitFrames(t, 23, time.Minute)), want)
+	waitPending(t, s, 0)
+	code, out = s.Get(t, "/api/queue/status")
+	wantStatus = map[string]any{"websocket_available": true, "processor_running": true, "processor_thread_alive": true, "queue_healthy": true}
+	if code != http.StatusOK || !sameMap(out["status"], wantStatus) {
+		t.Errorf("GET /api/queue/status after the outage = %d %v; want %v", code, out, wantStatus)
+	}
+
+	// Clear while the head is failing: what was queued is dropped, what follows is relayed.
+	sink.Stop()
+	for i := range 5 {
+		postSigned(t, s, textWebhook(fmt.Sprintf("wamid.CLR%d", i), "573111111111", "borrar"))
+	}
+	waitPending(t, s, 5)
+	code, out = s.do(t, http.MethodDelete, "/api/queue/clear", nil)
+	if code != http.StatusOK || !sameMap(out, map[string]any{"success": true, "result": map[string]any{"cleared": 5.0}}) {
+		t.Errorf("DELETE /api/queue/clear = %d %v; want {success:true, result:{cleared:5}}", code, out)
+	}
+	code, out = s.PostJSON(t, "/api/queue/test", nil)
+	if code != http.StatusOK || out["success"] != true || !sameMap(out["result"], map[string]any{"success": true, "method": "fifo_queue"}) {
+		t.Fatalf("POST /api/queue/test = %d %v", code, out)
+	}
+	tm := out["test_message"].(map[string]any)
+	if tm["from"] != "test_user" || tm["type"] != "text" || tm["text"] != "Mensaje de prueba del sistema de colas" || tm["timestamp"] == "" {
+		t.Errorf("test_message = %v; want the contract's", tm)
+	}
+	postSigned(t, s, textWebhook("wamid.AFTER", "573111111111", "después"))
+	sink.Start()
+	frames := sink.WaitFrames(t, 25, time.Minute)
+	time.Sleep(500 * time.Millisecond)
+	frames = sink.Frames()
+	if len(frames) != 25 {
+		t.Fatalf("%d frames; want 25 (the cleared events never relayed)", len(frames))
+	}
+	test, after := parseFrame(t, frames[23]), parseFrame(t, frames[24])
+	if test.From != "test_user" || test.Body != "Mensaje de prueba del sistema de colas" || !strings.HasPrefix(test.ID, "test-") || !test.SaveNumber {
+		t.Errorf("test frame = %+v; want the queue test message from test_user", test)
+	}
+	if after.ID != "wamid.AFTER" {
+		t.Errorf("last frame %s; want wamid.AFTER", after.ID)
+	}
+
+	recordRelayHistory(t, s)
+}
+
+// recordRelayHistory writes the relay workflow's history, once cancelled, to the file
+// named by WAGATE_RECORD_RELAY_HISTORY (for workflows/testdata; unset in normal runs).
+func recordRelayHistory(t *testing.T, s *Stack) {
+	path := os.Getenv("WAGATE_RECORD_RELAY_HISTORY")
+	if path == "" {
+		return
+	}
+	ctx := context.Background()
+	if err := s.Temporal.CancelWorkflow(ctx, shared.RelayWorkflowID, ""); err != nil {
+		t.Fatalf("cancel relay: %v", err)
+	}
+	_ = s.Temporal.GetWorkflow(ctx, shared.RelayWorkflowID, "").Get(ctx, nil)
+	it := s.Temporal.GetWorkflowHistory(ctx, shared.RelayWorkflowID, "", false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	var h historypb.History
+	for it.HasNext() {
+		ev, err := it.Next()
+		if err != nil {
+			t.Fatalf("history: %v", err)
+		}
+		h.Events = append(h.Events, ev)
+	}
+	b, err := protojson.MarshalOptions{Indent: "  "}.Marshal(&h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("relay history (%d events) written to %s", len(h.Events), path)
+}
+
+func sameMap(got any, want map[string]any) bool {
+	g, _ := json.Marshal(got)
+	w, _ := json.Marshal(want)
+	return string(g) == string(w)
+}
+
+func TestInboundSurvivesWorkerRestartMidQueue(t *testing.T) {
+	sink := newWSSink(t)
+	s := newInboundStack(t, sink)
+	var want []string
+	post := func(from, to int) {
+		for i := from; i < to; i++ {
+			id := fmt.Sprintf("wamid.W%03d", i)
+			postSigned(t, s, textWebhook(id, "573222222222", fmt.Sprintf("w%d", i)))
+			want = append(want, id)
+		}
+	}
+	post(0, 200)
+	sink.WaitFrames(t, 30, time.Minute)
+	s.StopWorker()
+	stoppedAt := len(sink.Frames())
+	post(200, 300) // the webhook keeps accepting while no worker runs
+	time.Sleep(2 * time.Second)
+	if got := len(sink.Frames()); got != stoppedAt {
+		t.Fatalf("%d frames relayed with no worker running (was %d)", got, stoppedAt)
+	}
+	if stoppedAt >= 300 {
+		t.Fatalf("the whole queue was relayed before the worker stopped; the test proves nothing")
+	}
+	s.StartWorker(t)
+	sink.WaitFrames(t, 300, 2*time.Minute)
+	time.Sleep(500 * time.Millisecond)
+	wantOrderedOnce(t, frameIDs(t, sink.Frames()), want)
+}
+
+func TestInboundContractShapes(t *testing.T) {
+	sink := newWSSink(t)
+	s := newInboundStack(t, sink)
+
+	// GET /webhook, the contract's curl.
+	res, err := http.Get(s.API + "/webhook?hub.mode=subscribe&hub.verify_token=hola&hub.challenge=123456")
+	if err != nil {
+		t.Fatal(err)
+	}
+	challenge, err := io.ReadAll(res.Body)
+	res.Body.Close()
+	if err != nil || res.StatusCode != http.StatusOK || string(challenge) != "123456" {
+		t.Errorf("GET /webhook verify = %d %q, %v; want 200 123456", res.StatusCode, challenge, err)
+	}
+
+	// The cache curls.
+	steps := []struct {
+		method, path, body string
+		wantCode           int
+		want               string
+	}{
+		{"POST", "/api/numbers", `{"phone":"573123456789","name":"Juan Pérez","data":{"email":"juan@example.com","company":"Empresa XYZ","department":"Ventas"}}`,
+			201, `{"success":true,"message":"Number 573123456789 added successfully"}`},
+		{"GET", "/api/numbers/579999999999", "", 404, `{"success":false,"message":"Number not found"}`},
+		{"DELETE", "/api/numbers/579999999999", "", 404, `{"success":false,"message":"Number not found"}`},
+	}
+	for _, st := range steps {
+		var code int
+		var out map[string]any
+		if st.method == "POST" {
+			code, out = s.PostJSON(t, st.path, st.body)
+		} else {
+			code, out = s.do(t, st.method, st.path, nil)
+		}
+		var want map[string]any
+		_ = json.Unmarshal([]byte(st.want), &want)
+		if code != st.wantCode || !sameMap(out, want) {
+			t.Errorf("%s %s = %d %v; want %d %s", st.method, st.path, code, out, st.wantCode, st.want)
+		}
+	}
+	code, out := s.Get(t, "/api/numbers/573123456789")
+	num, _ := out["number"].(map[string]any)
+	if code != 200 || out["success"] != true || num["name"] != "Juan Pérez" || num["phone"] != "573123456789" ||
+		!sameMap(num["data"], map[string]any{"email": "juan@example.com", "company": "Empresa XYZ", "department": "Ventas"}) {
+		t.Errorf("GET /api/numbers/573123456789 = %d %v", code, out)
+	}
+	if ts, _ := num["created_at"].(string); !strings.HasSuffix(ts, "Z") || len(ts) != len("2025-01-16T10:00:00Z") {
+		t.Errorf("created_at = %q; want RFC 3339 UTC to the second", ts)
+	}
+	code, out = s.Get(t, "/api/numbers")
+	if code != 200 || out["total"] != 1.0 || len(out["numbers"].([]any)) != 1 {
+		t.Errorf("GET /api/numbers = %d %v; want one number", code, out)
+	}
+
+	// The contract's webhook, from a cached sender.
+	contract := `{"object":"whatsapp_business_account","entry":[{"id":"ENTRY_ID","changes":[{"value":{"messaging_product":"whatsapp",` +
+		`"metadata":{"display_phone_number":"15550559999","phone_number_id":"PHONE_NUMBER_ID"},` +
+		`"contacts":[{"profile":{"name":"Juan P\u00e9rez"},"wa_id":"573123456789"}],` +
+		`"messages":[{"from":"573123456789","id":"wamid.ID","timestamp":"1705491000","text":{"body":"Hola mundo"},"type":"text"}]},"field":"messages"}]}]}`
+	postSigned(t, s, []byte(contract))
+	frame := parseFrame(t, sink.WaitFrames(t, 1, time.Minute)[0])
+	var wantFrame map[string]any
+	_ = json.Unmarshal([]byte(contract), &wantFrame)
+	wantFrame["save_number"] = false
+	wantFrame["cached_info"] = num
+	if !sameMap(frame.Raw, wantFrame) {
+		g, _ := json.Marshal(frame.Raw)
+		w, _ := json.Marshal(wantFrame)
+		t.Errorf("relayed frame\n got %s\nwant %s", g, w)
+	}
+
+	code, out = s.do(t, http.MethodDelete, "/api/numbers/573123456789", nil)
+	if code != 200 || out["message"] != "Number 573123456789 deleted successfully" {
+		t.Errorf("DELETE /api/numbers/573123456789 = %d %v", code, out)
+	}
+	for _, p := range []string{"573000000001", "573000000002"} {
+		s.PostJSON(t, "/api/numbers", map[string]any{"phone": p})
+	}
+	code, out = s.PostJSON(t, "/api/numbers/clear", nil)
+	if code != 200 || !sameMap(out, map[string]any{"success": true, "deleted": 2, "message": "Deleted 2 numbers"}) {
+		t.Errorf("POST /api/numbers/clear = %d %v", code, out)
+	}
+
+	// Everything is up: healthy.
+	code, out = s.Get(t, "/api/status")
+	wantStatus := map[string]any{"status": "healthy", "services": map[string]any{
+		"webhook": true, "whatsapp_service": true, "queue_service": true, "websocket_service": true}}
+	if code != http.StatusOK || !sameMap(out, wantStatus) {
+		t.Errorf("GET /api/status = %d %v; want 200 %v", code, out, wantStatus)
+	}
+}
