@@ -7,10 +7,14 @@
 //     its SQLite file in <data>/temporal (frontend 127.0.0.1:7233, Web UI :8233).
 //   - Graph API: Meta when WHATSAPP_TOKEN is set; else a built-in sandbox on
 //     127.0.0.1:8081 that answers like Meta and posts signed status webhooks back.
+//   - Downstream WebSocket: WEBSOCKET_URL when set; else a sink on 127.0.0.1:8082 that
+//     logs every relayed inbound event.
+//   - Webhook verification: WEBHOOK_VERIFY_TOKEN when set; else the contract's "hola".
 //   - The worker and the API server on HTTP_ADDR (:5000).
 //
 // <data> is WAGATE_DATA_DIR (.wagate by default); a restart reuses it, so tasks survive.
-// Ctrl-C stops the parts in order: HTTP, worker, client, Temporal, sandbox, Redis.
+// Ctrl-C stops the parts in order: HTTP, worker, client, Temporal, WebSocket sink,
+// sandbox, Redis.
 package main
 
 import (
@@ -67,7 +71,7 @@ func main() {
 
 // banner collects what the closing banner prints.
 type banner struct {
-	api, ui, temporal, graph, media, redis, data string
+	api, ui, temporal, graph, media, redis, data, websocket, verify string
 }
 
 // run starts the stack, prints the banner to out and blocks until ctx ends or a part
@@ -122,6 +126,10 @@ func run(ctx context.Context, release func(), out io.Writer) (err error) {
 	if err := startSandbox(g, &cfg, apiPort, logger, &b); err != nil {
 		return err
 	}
+	if err := startWebSocketSink(g, &cfg, logger, &b); err != nil {
+		return err
+	}
+	devWebhookToken(&cfg, &b)
 	if err := startTemporal(ctx, g, &cfg, dataDir, logger, &b); err != nil {
 		return err
 	}
@@ -304,8 +312,10 @@ func printBanner(out io.Writer, b banner) {
     Graph API        %s
     Sample media     %s
     Redis            %s
+    WebSocket        %s
+    Webhook token    %s
     Data             %s   (kept across restarts)
   Ctrl-C stops everything.
 
-`, b.api, b.api, b.ui, b.temporal, b.graph, media, b.redis, b.data)
+`, b.api, b.api, b.ui, b.temporal, b.graph, media, b.redis, b.websocket, b.verify, b.data)
 }
