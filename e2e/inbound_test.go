@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -12,6 +14,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -21,6 +24,7 @@ import (
 	"github.com/gorilla/websocket"
 	"go.temporal.io/api/enums/v1"
 	historypb "go.temporal.io/api/history/v1"
+	"go.temporal.io/sdk/converter"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/wagate/wagate/shared"
@@ -272,9 +276,9 @@ func TestInboundRelaysSignedEventsInOrderExactlyOnce(t *testing.T) {
 		prev = body
 	}
 
-	frames := sink.WaitFrames(t, n, 3*time.Minute)
+	waitRelayed(t, s, sink, want, 3*time.Minute)
 	time.Sleep(time.Second) // anything extra (a repeat) would show up now
-	frames = sink.Frames()
+	frames := sink.Frames()
 	wantOrderedOnce(t, frameIDs(t, frames), want)
 	for i, raw := range frames[:10] {
 		f := parseFrame(t, raw)
@@ -295,8 +299,101 @@ func TestInboundRelaysSignedEventsInOrderExactlyOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if info := desc.GetWorkflowExecutionInfo(); info.GetFirstRunId() == info.GetExecution().GetRunId() {
-		t.Errorf("the relay is still on its first run after %d events; want continue-as-new exercised", n)
+	info := desc.GetWorkflowExecutionInfo()
+	if info.GetFirstRunId() == info.GetExecution().GetRunId() {
+		t.Fatalf("the relay is still on its first run after %d events; want continue-as-new exercised", n)
+	}
+	recordRelayHistory(t, s, "relay_can_v1.json.gz", info.GetFirstRunId())
+}
+
+// waitRelayed waits until the consumer has len(want) frames; on timeout it reports
+// which events are missing and what the relay says about itself.
+func waitRelayed(t *testing.T, s *Stack, sink *wsSink, want []string, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for len(sink.Frames()) < len(want) {
+		if time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
+		got := map[string]bool{}
+		for _, id := range frameIDs(t, sink.Frames()) {
+			got[id] = true
+		}
+		var missing []string
+		for _, id := range want {
+			if !got[id] {
+				missing = append(missing, id)
+			}
+		}
+		_, status := s.Get(t, "/api/queue/status")
+		desc, err := s.Temporal.DescribeWorkflowExecution(context.Background(), shared.RelayWorkflowID, "")
+		var pending any = err
+		if err == nil {
+			pending = desc.GetPendingActivities()
+		}
+		if len(missing) > 0 {
+			traceRelay(t, s, missing[0])
+		}
+		t.Fatalf("consumer has %d of %d frames after %v; missing %v; queue status %v; pending activities %v",
+			len(got), len(want), timeout, missing, status, pending)
+	}
+}
+
+// traceRelay logs, run by run back along the relay's continue-as-new chain, where the
+// event id was signalled, scheduled, spilled or carried, and every failed workflow task.
+func traceRelay(t *testing.T, s *Stack, id string) {
+	t.Helper()
+	ctx := context.Background()
+	dc := converter.GetDefaultDataConverter()
+	ref := shared.InboundRef{ID: id}
+	carriedIn := func(st shared.RelayState) string {
+		return fmt.Sprintf("queue %d (has %v), spilled %v, tail %d (has %v), recent has %v", len(st.Queue),
+			slices.Contains(st.Queue, ref), st.Spilled, len(st.Tail), slices.Contains(st.Tail, ref), slices.Contains(st.Recent, id))
+	}
+	runID := ""
+	for range 20 {
+		it := s.Temporal.GetWorkflowHistory(ctx, shared.RelayWorkflowID, runID, false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+		prev := ""
+		for it.HasNext() {
+			ev, err := it.Next()
+			if err != nil {
+				t.Logf("history of run %q: %v", runID, err)
+				return
+			}
+			var got shared.InboundRef
+			switch ev.GetEventType() {
+			case enums.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
+				a := ev.GetWorkflowExecutionStartedEventAttributes()
+				prev = a.GetContinuedExecutionRunId()
+				var st shared.RelayState
+				_ = dc.FromPayloads(a.GetInput(), &st)
+				t.Logf("run %q started: %s", runID, carriedIn(st))
+			case enums.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
+				if dc.FromPayloads(ev.GetWorkflowExecutionSignaledEventAttributes().GetInput(), &got) == nil && got == ref {
+					t.Logf("run %q event %d: signalled", runID, ev.GetEventId())
+				}
+			case enums.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+				a := ev.GetActivityTaskScheduledEventAttributes()
+				var in shared.SpillInput
+				switch {
+				case a.GetActivityType().GetName() == shared.RelayInboundActivity && dc.FromPayloads(a.GetInput(), &got) == nil && got == ref:
+					t.Logf("run %q event %d: relay scheduled", runID, ev.GetEventId())
+				case a.GetActivityType().GetName() == shared.SpillInboundActivity && dc.FromPayloads(a.GetInput(), &in) == nil:
+					t.Logf("run %q event %d: spill %s of %d refs (has %v)", runID, ev.GetEventId(), in.Key, len(in.Refs), slices.Contains(in.Refs, ref))
+				}
+			case enums.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW:
+				var st shared.RelayState
+				_ = dc.FromPayloads(ev.GetWorkflowExecutionContinuedAsNewEventAttributes().GetInput(), &st)
+				t.Logf("run %q event %d: continued as new with %s", runID, ev.GetEventId(), carriedIn(st))
+			case enums.EVENT_TYPE_WORKFLOW_TASK_FAILED:
+				t.Logf("run %q event %d: workflow task failed: %v", runID, ev.GetEventId(), ev.GetWorkflowTaskFailedEventAttributes().GetCause())
+			}
+		}
+		if prev == "" {
+			return
+		}
+		runID = prev
 	}
 }
 
@@ -399,22 +496,27 @@ func TestInboundConsumerOutageClearAndQueueTest(t *testing.T) {
 		t.Errorf("last frame %s; want wamid.AFTER", after.ID)
 	}
 
-	recordRelayHistory(t, s)
+	recordRelayHistory(t, s, "relay_v1.json", "")
 }
 
-// recordRelayHistory writes the relay workflow's history, once cancelled, to the file
-// named by WAGATE_RECORD_RELAY_HISTORY (for workflows/testdata; unset in normal runs).
-func recordRelayHistory(t *testing.T, s *Stack) {
-	path := os.Getenv("WAGATE_RECORD_RELAY_HISTORY")
-	if path == "" {
+// recordRelayHistory writes the history of one relay run (runID; "" for the current
+// one, which is cancelled first so that the history is complete) to file in the
+// directory named by WAGATE_RECORD_RELAY_HISTORY, for the replay tests in
+// workflows/testdata. Unset in normal runs.
+func recordRelayHistory(t *testing.T, s *Stack, file, runID string) {
+	t.Helper()
+	dir := os.Getenv("WAGATE_RECORD_RELAY_HISTORY")
+	if dir == "" {
 		return
 	}
 	ctx := context.Background()
-	if err := s.Temporal.CancelWorkflow(ctx, shared.RelayWorkflowID, ""); err != nil {
-		t.Fatalf("cancel relay: %v", err)
+	if runID == "" {
+		if err := s.Temporal.CancelWorkflow(ctx, shared.RelayWorkflowID, ""); err != nil {
+			t.Fatalf("cancel relay: %v", err)
+		}
+		_ = s.Temporal.GetWorkflow(ctx, shared.RelayWorkflowID, "").Get(ctx, nil)
 	}
-	_ = s.Temporal.GetWorkflow(ctx, shared.RelayWorkflowID, "").Get(ctx, nil)
-	it := s.Temporal.GetWorkflowHistory(ctx, shared.RelayWorkflowID, "", false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	it := s.Temporal.GetWorkflowHistory(ctx, shared.RelayWorkflowID, runID, false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 	var h historypb.History
 	for it.HasNext() {
 		ev, err := it.Next()
@@ -427,6 +529,18 @@ func recordRelayHistory(t *testing.T, s *Stack) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if strings.HasSuffix(file, ".gz") { // long histories: compact and compressed
+		var z bytes.Buffer
+		zw := gzip.NewWriter(&z)
+		if b, err = protojson.Marshal(&h); err == nil {
+			_, err = zw.Write(b)
+		}
+		if err != nil || zw.Close() != nil {
+			t.Fatalf("compress history: %v", err)
+		}
+		b = z.Bytes()
+	}
+	path := filepath.Join(dir, file)
 	if err := os.WriteFile(path, b, 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -81,13 +81,13 @@ func InboundRelay(ctx workflow.Context, state shared.RelayState) error {
 		return err
 	}
 	ch := workflow.GetSignalChannel(ctx, shared.InboundSignal)
+	// The pump waits for buffered signals and takes them with ReceiveAsync, never with a
+	// blocking Receive: a blocked Receive is handed the value when the signal is applied,
+	// before the pump runs, so a run that continued as new in that same workflow task
+	// would carry a state without it. Signals left in the channel are drained instead.
 	workflow.Go(ctx, func(ctx workflow.Context) {
-		for {
-			var ref shared.InboundRef
-			if !ch.Receive(ctx, &ref) {
-				return
-			}
-			r.enqueue(ref)
+		for workflow.Await(ctx, func() bool { return ch.Len() > 0 }) == nil {
+			r.drain(ch)
 		}
 	})
 	return r.run(ctx, ch)

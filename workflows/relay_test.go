@@ -1,15 +1,21 @@
 package workflows
 
 import (
+	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
@@ -29,6 +35,7 @@ type relayConsumer struct {
 	attempts []relayAttempt
 	segments map[string][]shared.InboundRef
 	now      func() time.Time
+	onSpill  func() // called, once, inside the first spill
 }
 
 type relayAttempt struct {
@@ -65,6 +72,10 @@ func (c *relayConsumer) spill(_ context.Context, in shared.SpillInput) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.segments[in.Key] = slices.Clone(in.Refs)
+	if f := c.onSpill; f != nil {
+		c.onSpill = nil
+		f()
+	}
 	return nil
 }
 
@@ -470,15 +481,73 @@ func TestRelaySpillsBacklogAndRelaysItInOrder(t *testing.T) {
 	}
 }
 
-// The recorded history of a real run (e2e TestInboundConsumerOutageClearAndQueueTest with
-// WAGATE_RECORD_RELAY_HISTORY set): signals, a head retried while the consumer was down,
-// a clear that cancelled it, the queue test, and the cancellation that ended it. Any
-// change to InboundRelay that would break running relays fails here; such a change
-// needs workflow.GetVersion and a new recording next to this one.
-func TestRelayReplaysRecordedHistory(t *testing.T) {
-	r := worker.NewWorkflowReplayer()
-	r.RegisterWorkflowWithOptions(InboundRelay, workflow.RegisterOptions{Name: shared.RelayWorkflowName})
-	if err := r.ReplayWorkflowHistoryFromJSONFile(nil, "testdata/relay_v1.json"); err != nil {
-		t.Fatalf("replay of testdata/relay_v1.json: %v", err)
+// A signal that lands in the same workflow task as the last activity before
+// continue-as-new (here the spill) must be carried, not left with a coroutine that
+// never runs again.
+func TestRelaySignalArrivingWithTheLastSpillIsCarried(t *testing.T) {
+	c := newRelayConsumer()
+	c.down = true
+	backlog := ids(shared.MaxRelayCarriedRefs+100, "x")
+	env := newRelayEnv(t, c)
+	c.onSpill = func() {
+		env.SignalWorkflowSkippingWorkflowTask(shared.InboundSignal, shared.InboundRef{ID: "late"})
+	}
+	signalAt(env, time.Second, backlog...)
+	env.RegisterDelayedCallback(func() {
+		env.SetCurrentHistoryLength(relayHistoryHardLimit)
+		signalIDs(env, backlog[len(backlog)-1]) // a repeat, only to wake the workflow
+	}, 12*time.Second)
+	env.ExecuteWorkflow(shared.RelayWorkflowName, shared.RelayState{})
+
+	st := carried(t, env)
+	var order []string
+	order = append(order, refIDs(st.Queue)...)
+	for _, seg := range st.Spilled {
+		order = append(order, refIDs(c.segments[seg.Key])...)
+	}
+	order = append(order, refIDs(st.Tail)...)
+	want := append(slices.Clone(backlog), "late")
+	if !slices.Equal(order, want) {
+		t.Errorf("carried %d refs (queue %d, spilled %v, tail %v); want the backlog then \"late\", %d in all",
+			len(order), len(st.Queue), st.Spilled, refIDs(st.Tail), len(want))
+	}
+}
+
+// Histories recorded from real runs by the e2e tests (WAGATE_RECORD_RELAY_HISTORY set):
+//
+//   - relay_v1.json (TestInboundConsumerOutageClearAndQueueTest): signals, a head retried
+//     while the consumer was down, a clear that cancelled it, the queue test message, and
+//     the cancellation that ended the run;
+//   - relay_can_v1.json.gz (TestInboundRelaysSignedEventsInOrderExactlyOnce): the first run
+//     of a thousand events, with a backlog spilled to Redis, a continue-as-new rejected
+//     once for a signal that arrived meanwhile, and the continue-as-new.
+//
+// Any change to InboundRelay that would break running relays fails here; such a change
+// needs workflow.GetVersion and new recordings next to these.
+func TestRelayReplaysRecordedHistories(t *testing.T) {
+	tests := []string{"relay_v1.json", "relay_can_v1.json.gz"}
+	for _, file := range tests {
+		t.Run(file, func(t *testing.T) {
+			f, err := os.Open(filepath.Join("testdata", file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			var r io.Reader = f
+			if strings.HasSuffix(file, ".gz") {
+				if r, err = gzip.NewReader(f); err != nil {
+					t.Fatal(err)
+				}
+			}
+			h, err := client.HistoryFromJSON(r, client.HistoryJSONOptions{})
+			if err != nil {
+				t.Fatalf("parse %s: %v", file, err)
+			}
+			rp := worker.NewWorkflowReplayer()
+			rp.RegisterWorkflowWithOptions(InboundRelay, workflow.RegisterOptions{Name: shared.RelayWorkflowName})
+			if err := rp.ReplayWorkflowHistory(nil, h); err != nil {
+				t.Fatalf("replay of %s (%d events): %v", file, len(h.Events), err)
+			}
+		})
 	}
 }
