@@ -145,21 +145,33 @@ var (
 	personalizedBroadcastTexts = bulk{"send-personalized-broadcast", "Broadcast personalizado enviado a cola", "Broadcast personalizado procesado"}
 )
 
+// messages checks the count of a bulk request's list and builds one message per
+// element; the first invalid element's error names its index.
+func messages[T any](list string, items []T, build func(prefix string, item T) (shared.Message, error)) ([]shared.Message, error) {
+	if err := shared.CountRecipients(list, len(items)); err != nil {
+		return nil, err
+	}
+	msgs := make([]shared.Message, len(items))
+	for i, item := range items {
+		m, err := build(shared.Index(list, i), item)
+		if err != nil {
+			return nil, err
+		}
+		msgs[i] = m
+	}
+	return msgs, nil
+}
+
 func (s *Server) sendBulk(w http.ResponseWriter, r *http.Request) error {
 	var req shared.SendBulkRequest
 	if err := decode(w, r, maxBulkBody, &req); err != nil {
 		return err
 	}
-	if err := shared.CountRecipients("recipients", len(req.Recipients)); err != nil {
+	msgs, err := messages("recipients", req.Recipients, func(p string, rc shared.BulkTextRecipient) (shared.Message, error) {
+		return shared.TextMessage(p, rc.Phone, rc.Message)
+	})
+	if err != nil {
 		return err
-	}
-	msgs := make([]shared.Message, len(req.Recipients))
-	for i, rc := range req.Recipients {
-		m, err := shared.TextMessage(shared.Index("recipients", i), rc.Phone, rc.Message)
-		if err != nil {
-			return err
-		}
-		msgs[i] = m
 	}
 	return s.sendMany(w, r, msgs, shared.QueueOr(req.UseQueue, true), sendBulkTexts)
 }
@@ -169,19 +181,14 @@ func (s *Server) sendBulkList(w http.ResponseWriter, r *http.Request) error {
 	if err := decode(w, r, maxBulkBody, &req); err != nil {
 		return err
 	}
-	if err := shared.CountRecipients("recipients", len(req.Recipients)); err != nil {
-		return err
-	}
 	if err := shared.ValidateList(req.ListFields, false); err != nil {
 		return err
 	}
-	msgs := make([]shared.Message, len(req.Recipients))
-	for i, rc := range req.Recipients {
-		m, err := shared.ListMessage(shared.Index("recipients", i), rc.Phone, rc.BodyText, req.ListFields)
-		if err != nil {
-			return err
-		}
-		msgs[i] = m
+	msgs, err := messages("recipients", req.Recipients, func(p string, rc shared.BodyRecipient) (shared.Message, error) {
+		return shared.ListMessage(p, rc.Phone, rc.BodyText, req.ListFields)
+	})
+	if err != nil {
+		return err
 	}
 	return s.sendMany(w, r, msgs, shared.QueueOr(req.UseQueue, true), sendBulkListTexts)
 }
@@ -191,16 +198,11 @@ func (s *Server) sendBulkInteractive(w http.ResponseWriter, r *http.Request) err
 	if err := decode(w, r, maxBulkBody, &req); err != nil {
 		return err
 	}
-	if err := shared.CountRecipients("recipients", len(req.Recipients)); err != nil {
+	msgs, err := messages("recipients", req.Recipients, func(p string, rc shared.InteractiveRecipient) (shared.Message, error) {
+		return shared.InteractiveMessage(p, rc.Phone, rc.InteractiveFields)
+	})
+	if err != nil {
 		return err
-	}
-	msgs := make([]shared.Message, len(req.Recipients))
-	for i, rc := range req.Recipients {
-		m, err := shared.InteractiveMessage(shared.Index("recipients", i), rc.Phone, rc.InteractiveFields)
-		if err != nil {
-			return err
-		}
-		msgs[i] = m
 	}
 	return s.sendMany(w, r, msgs, shared.QueueOr(req.UseQueue, true), sendBulkInteractiveTexts)
 }
@@ -210,19 +212,14 @@ func (s *Server) sendBroadcastInteractive(w http.ResponseWriter, r *http.Request
 	if err := decode(w, r, maxBulkBody, &req); err != nil {
 		return err
 	}
-	if err := shared.CountRecipients("phones", len(req.Phones)); err != nil {
+	msgs, err := messages("phones", req.Phones, func(p string, phone string) (shared.Message, error) {
+		if err := shared.ValidatePhone(p, phone); err != nil {
+			return shared.Message{}, err
+		}
+		return shared.InteractiveMessage("", phone, req.InteractiveFields)
+	})
+	if err != nil {
 		return err
-	}
-	msgs := make([]shared.Message, len(req.Phones))
-	for i, phone := range req.Phones {
-		if err := shared.ValidatePhone(shared.Index("phones", i), phone); err != nil {
-			return err
-		}
-		m, err := shared.InteractiveMessage("", phone, req.InteractiveFields)
-		if err != nil {
-			return err
-		}
-		msgs[i] = m
 	}
 	return s.sendMany(w, r, msgs, shared.QueueOr(req.UseQueue, true), broadcastInteractiveTexts)
 }
@@ -232,21 +229,16 @@ func (s *Server) sendPersonalizedBroadcast(w http.ResponseWriter, r *http.Reques
 	if err := decode(w, r, maxBulkBody, &req); err != nil {
 		return err
 	}
-	if err := shared.CountRecipients("recipients", len(req.Recipients)); err != nil {
-		return err
-	}
-	msgs := make([]shared.Message, len(req.Recipients))
-	for i, rc := range req.Recipients {
+	msgs, err := messages("recipients", req.Recipients, func(p string, rc shared.BodyRecipient) (shared.Message, error) {
 		f := req.InteractiveFields
 		f.BodyText = rc.BodyText
 		if rc.ButtonURL != "" {
 			f.ButtonURL = rc.ButtonURL
 		}
-		m, err := shared.InteractiveMessage(shared.Index("recipients", i), rc.Phone, f)
-		if err != nil {
-			return err
-		}
-		msgs[i] = m
+		return shared.InteractiveMessage(p, rc.Phone, f)
+	})
+	if err != nil {
+		return err
 	}
 	return s.sendMany(w, r, msgs, shared.QueueOr(req.UseQueue, true), personalizedBroadcastTexts)
 }
