@@ -582,6 +582,54 @@ func TestInboundSurvivesWorkerRestartMidQueue(t *testing.T) {
 	wantOrderedOnce(t, frameIDs(t, sink.Frames()), want)
 }
 
+// A worker killed mid-queue loses nothing: the next worker resumes at the head. The
+// frame in flight at the kill may be written twice (documented), nothing else.
+func TestInboundSurvivesWorkerCrash(t *testing.T) {
+	sink := newWSSink(t)
+	s := NewStack(t, StackOptions{WebSocketURL: sink.URL(), AppSecret: inboundSecret, NoWorker: true})
+	w := s.StartBinary(t, "worker")
+	var want []string
+	post := func(from, to int) {
+		for i := from; i < to; i++ {
+			id := fmt.Sprintf("wamid.K%03d", i)
+			postSigned(t, s, textWebhook(id, "573333333333", fmt.Sprintf("k%d", i)))
+			want = append(want, id)
+		}
+	}
+	post(0, 150)
+	sink.WaitFrames(t, 20, time.Minute)
+	w.Kill()
+	if len(sink.Frames()) >= 150 {
+		t.Fatal("the whole queue was relayed before the kill; the test proves nothing")
+	}
+	post(150, 200)
+	s.StartBinary(t, "worker")
+
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		ids := frameIDs(t, sink.Frames())
+		var first []string
+		seen := map[string]bool{}
+		for _, id := range ids {
+			if !seen[id] {
+				seen[id] = true
+				first = append(first, id)
+			}
+		}
+		if len(first) == len(want) {
+			if repeats := len(ids) - len(first); repeats > 1 {
+				t.Errorf("%d frames written twice; want at most the one in flight at the kill", repeats)
+			}
+			wantOrderedOnce(t, first, want)
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d events relayed after the restart", len(first), len(want))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 func TestInboundContractShapes(t *testing.T) {
 	sink := newWSSink(t)
 	s := newInboundStack(t, sink)
