@@ -2,6 +2,10 @@
 package worker
 
 import (
+	"context"
+	"fmt"
+
+	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
 	sdkworker "go.temporal.io/sdk/worker"
@@ -31,4 +35,18 @@ func Register(r interface {
 	r.RegisterWorkflowWithOptions(workflows.BulkSend, workflow.RegisterOptions{Name: shared.BulkWorkflowName})
 	r.RegisterWorkflowWithOptions(workflows.InboundRelay, workflow.RegisterOptions{Name: shared.RelayWorkflowName})
 	r.RegisterActivityWithOptions(acts, activity.RegisterOptions{})
+}
+
+// EnsureRelay starts the inbound relay workflow unless it already runs, so the queue
+// endpoints report a running processor before the first webhook arrives.
+func EnsureRelay(ctx context.Context, c client.Client) error {
+	_, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID:                       shared.RelayWorkflowID,
+		TaskQueue:                shared.TaskQueue,
+		WorkflowIDConflictPolicy: enums.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+	}, shared.RelayWorkflowName, shared.RelayState{})
+	if err != nil {
+		return fmt.Errorf("start the inbound relay workflow: %w", err)
+	}
+	return nil
 }

@@ -143,6 +143,9 @@ func run(ctx context.Context, release func(), out io.Writer) (err error) {
 	graph := app.Graph(cfg)
 	stopWorker, workerFailed := app.RunWorker(worker.New(c, activities.New(cfg, graph, store, logger)))
 	g.Add("worker", stopWorker, workerFailed)
+	if err := worker.EnsureRelay(ctx, c); err != nil {
+		logger.Warn("inbound relay not started; the first webhook starts it", "err", err)
+	}
 
 	h := apiserver.New(apiserver.Deps{Config: cfg, Temporal: c, Graph: graph, Store: store, Logger: logger})
 	stopHTTP, httpFailed := app.ServeHTTP(apiLn, h)

@@ -52,6 +52,9 @@ func run(ctx context.Context) (err error) {
 	acts := activities.New(cfg, app.Graph(cfg), store, logger)
 	stopWorker, failed := app.RunWorker(worker.New(c, acts))
 	g.Add("worker", stopWorker, failed)
+	if err := worker.EnsureRelay(ctx, c); err != nil {
+		logger.Warn("inbound relay not started; the first webhook starts it", "err", err)
+	}
 
 	logger.Info("worker running", "temporal", cfg.TemporalAddress, "namespace", cfg.TemporalNamespace,
 		"task_queue", shared.TaskQueue, "graph_api", cfg.WhatsAppAPIURL)
