@@ -418,11 +418,12 @@ func (b *bench) status(id string) (shared.TaskState, error) {
 }
 
 type scaleRun struct {
-	n         int
-	accept    time.Duration
-	total     time.Duration
-	workerRSS int64
-	minGap    time.Duration // the largest pause between two task-status changes
+	n            int
+	accept       time.Duration
+	total        time.Duration
+	workerRSS    int64
+	apiRSS       int64
+	longestPause time.Duration // the largest pause between two task-status changes
 }
 
 type scaleResult struct{ small, large scaleRun }
@@ -430,7 +431,7 @@ type scaleResult struct{ small, large scaleRun }
 func (s scaleResult) line() string {
 	return fmt.Sprintf("scale: N=%d accepted in %.2fs, done in %.1fs, worker peak RSS %d MiB; N=%d accepted in %.2fs, done in %.1fs, worker peak RSS %d MiB; longest pause between progress updates %.1fs",
 		s.small.n, s.small.accept.Seconds(), s.small.total.Seconds(), s.small.workerRSS/1024,
-		s.large.n, s.large.accept.Seconds(), s.large.total.Seconds(), s.large.workerRSS/1024, s.large.minGap.Seconds())
+		s.large.n, s.large.accept.Seconds(), s.large.total.Seconds(), s.large.workerRSS/1024, s.large.longestPause.Seconds())
 }
 
 // scaleRun sends one request of n recipients on a fresh worker process and reports
@@ -440,12 +441,12 @@ func (b *bench) scaleRun(ctx context.Context, w, n int) (scaleRun, error) {
 	if err := b.startStack(ctx, w); err != nil {
 		return r, err
 	}
-	total, accept, err := b.stackRunWatching(ctx, n, fmt.Sprintf("scale%d", n), &r.minGap)
+	total, accept, err := b.stackRunWatching(ctx, n, fmt.Sprintf("scale%d", n), &r.longestPause)
 	if err != nil {
 		return r, err
 	}
 	r.total, r.accept = total, accept
-	r.workerRSS = b.worker.peakRSS()
+	r.workerRSS, r.apiRSS = b.worker.peakRSS(), b.api.peakRSS()
 	return r, nil
 }
 
@@ -454,7 +455,10 @@ func (b *bench) scaleRun(ctx context.Context, w, n int) (scaleRun, error) {
 func (b *bench) stackRunWatching(ctx context.Context, n int, tag string, longest *time.Duration) (time.Duration, time.Duration, error) {
 	done := make(chan struct{})
 	var taskID atomic.Value
+	var watcher sync.WaitGroup
+	watcher.Add(1)
 	go func() {
+		defer watcher.Done()
 		var last int
 		lastChange := time.Now()
 		for {
@@ -479,7 +483,10 @@ func (b *bench) stackRunWatching(ctx context.Context, n int, tag string, longest
 			}
 		}
 	}()
-	defer close(done)
+	defer func() {
+		close(done)
+		watcher.Wait() // *longest is final once the watcher has stopped
+	}()
 	b.onTask = func(id string) { taskID.Store(id) }
 	defer func() { b.onTask = nil }()
 	return b.stackRun(ctx, n, tag)
@@ -540,11 +547,12 @@ func (b *bench) report(o options, rows []row, sc *scaleResult, h histories) stri
 	fmt.Fprintf(&sb, "\nBenchmark process (embedded Temporal server, sandbox, Redis client, plain pool) peak RSS: %d MiB.\n", selfPeakRSS()/1024)
 	fmt.Fprintf(&sb, "\nLargest workflow history of any run: **%d events**; largest single history event (inputs, results, signals): **%d bytes**; %d workflow runs inspected.\n", h.maxEvents, h.maxEventBytes, h.runs)
 	if sc != nil {
-		fmt.Fprintf(&sb, "\n## Scale (W=100)\n\n| N | accepted in | completed in | worker peak RSS |\n|---|---|---|---|\n")
+		fmt.Fprintf(&sb, "\n## Scale (W=100)\n\nOne request each, on fresh apiserver and worker processes.\n\n")
+		fmt.Fprintf(&sb, "| N | accepted in | completed in | worker peak RSS | apiserver peak RSS |\n|---|---|---|---|---|\n")
 		for _, s := range []scaleRun{sc.small, sc.large} {
-			fmt.Fprintf(&sb, "| %d | %.2f s | %.1f s | %d MiB |\n", s.n, s.accept.Seconds(), s.total.Seconds(), s.workerRSS/1024)
+			fmt.Fprintf(&sb, "| %d | %.2f s | %.1f s | %d MiB | %d MiB |\n", s.n, s.accept.Seconds(), s.total.Seconds(), s.workerRSS/1024, s.apiRSS/1024)
 		}
-		fmt.Fprintf(&sb, "\nLongest pause between two changes of task-status counts during the N=%d run: %.1f s (polled every 100 ms).\n", sc.large.n, sc.large.minGap.Seconds())
+		fmt.Fprintf(&sb, "\nLongest pause between two changes of task-status counts during the N=%d run: %.1f s (polled every 100 ms).\n", sc.large.n, sc.large.longestPause.Seconds())
 	}
 	return sb.String()
 }
