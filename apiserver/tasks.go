@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/google/uuid"
 	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 
@@ -23,6 +24,10 @@ const queryTimeout = 3 * time.Second
 // else what Temporal's description of the workflow says.
 func (s *Server) taskStatus(w http.ResponseWriter, r *http.Request) error {
 	id := chi.URLParam(r, "task_id")
+	if _, err := uuid.Parse(id); err != nil {
+		// Task ids are UUIDs; anything else (such as the relay workflow's id) is no task.
+		return shared.Errorf(shared.KindNotFound, "Tarea no encontrada: %s", id)
+	}
 	st, err := s.taskState(r.Context(), id)
 	if err != nil {
 		return err

@@ -265,9 +265,11 @@ func TestTaskStatusAfterRetentionAndUnknownTask(t *testing.T) {
 		t.Errorf("after deletion: %d %v, want the stored SUCCESS summary", status, st)
 	}
 
-	status, st = s.Get(t, "/api/task-status/00000000-0000-0000-0000-000000000000")
-	if status != http.StatusNotFound || st["success"] != false || st["error"] == nil {
-		t.Errorf("unknown task: %d %v, want 404 in the error shape", status, st)
+	for _, id := range []string{"00000000-0000-0000-0000-000000000000", "wagate-inbound-relay", "no-es-un-id"} {
+		status, st = s.Get(t, "/api/task-status/"+id)
+		if status != http.StatusNotFound || st["success"] != false || st["error"] == nil {
+			t.Errorf("task-status %s: %d %v, want 404 in the error shape", id, status, st)
+		}
 	}
 }
 
