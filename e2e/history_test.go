@@ -9,6 +9,8 @@ import (
 
 	enumspb "go.temporal.io/api/enums/v1"
 	historypb "go.temporal.io/api/history/v1"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -72,5 +74,51 @@ func TestBulkHistoryReplays(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Logf("bulk history (%d events) written to %s", len(h.Events), path)
+	}
+}
+
+// A task that continues as new on a real server: task-status follows the chain to its
+// latest run, and the counts carried across runs add up.
+func TestBulkContinuesAsNewOnARealServer(t *testing.T) {
+	s := NewStack(t, StackOptions{MaxWorkers: 1})
+	ctx := context.Background()
+	chunk := shared.ChunkSize(1)
+	n := 3*chunk + 7 // four chunks, two per run: two runs
+	msgs := make([]shared.Message, n)
+	for i := range msgs {
+		msgs[i] = shared.Message{To: fmt.Sprintf("5734%08d", i), Kind: shared.KindText, Body: fmt.Sprint("cadena ", i)}
+	}
+	const id = "0f6c7a52-3f0e-4a43-9d5b-6a1e2f9c0b11"
+	if err := s.Store.StageMessages(ctx, id, msgs, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	_, err := s.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: shared.TaskQueue}, shared.BulkWorkflowName,
+		shared.BulkInput{TaskID: id, Kind: "send-bulk", Total: n, MaxWorkers: 1, ChunksPerRun: 2, CreatedAt: time.Now().UTC().Truncate(time.Second)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	task := s.WaitTask(t, id, 2*time.Minute)
+	res, _ := task["result"].(map[string]any)
+	if task["status"] != shared.StatusSuccess || res["sent"] != float64(n) || res["total"] != float64(n) {
+		t.Fatalf("task = %v, want SUCCESS with %d sent", task, n)
+	}
+	if got := s.Sandbox.Stats().Accepted; got != int64(n) {
+		t.Errorf("sandbox accepted %d, want %d", got, n)
+	}
+	runs := 0
+	resp, err := s.Temporal.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
+		Namespace: s.Config.TemporalNamespace, Query: "WorkflowId = '" + id + "'",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range resp.Executions {
+		runs++
+		if e.GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_CONTINUED_AS_NEW && e.GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED {
+			t.Errorf("run %s ended %v", e.GetExecution().GetRunId(), e.GetStatus())
+		}
+	}
+	if runs != 2 {
+		t.Errorf("the task ran as %d workflow runs, want 2 (four chunks, two per run)", runs)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"go.temporal.io/api/common/v1"
+	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/api/workflowservice/v1"
 
 	"github.com/wagate/wagate/graphapi/sandbox"
@@ -252,10 +254,17 @@ func TestTaskStatusAfterRetentionAndUnknownTask(t *testing.T) {
 	if err != nil {
 		t.Fatalf("delete workflow: %v", err)
 	}
-	deadline := time.Now().Add(20 * time.Second)
+	start := time.Now()
+	deadline := time.Now().Add(60 * time.Second)
 	for {
-		if _, err := s.Temporal.DescribeWorkflowExecution(context.Background(), id, ""); err != nil || time.Now().After(deadline) {
+		_, err := s.Temporal.DescribeWorkflowExecution(context.Background(), id, "")
+		var nf *serviceerror.NotFound
+		if errors.As(err, &nf) {
+			t.Logf("workflow gone after %v", time.Since(start))
 			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the workflow is still described 60 s after its deletion: %v", err)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}

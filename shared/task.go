@@ -39,6 +39,9 @@ type BulkInput struct {
 	MaxWorkers int        `json:"max_workers"`
 	Media      []MediaRef `json:"media,omitempty"` // distinct header media, uploaded once each
 	CreatedAt  time.Time  `json:"created_at"`
+	// ChunksPerRun is how many chunks one run sends before it continues as new; 0 means
+	// the workflow's default.
+	ChunksPerRun int `json:"chunks_per_run,omitempty"`
 
 	// Carried state.
 	Cursor      int              `json:"cursor,omitempty"`

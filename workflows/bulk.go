@@ -12,7 +12,8 @@ import (
 )
 
 // maxChunksPerRun bounds the history of one run (about eight events per chunk) well
-// below Temporal's limits; the task then continues as new with its counters.
+// below Temporal's limits; the task then continues as new with its counters. A task's
+// BulkInput.ChunksPerRun can lower it.
 const maxChunksPerRun = 200
 
 // Activity options of the bulk workflow.
@@ -59,9 +60,13 @@ func BulkSend(ctx workflow.Context, in shared.BulkInput) (shared.TaskResult, err
 	}
 	b.uploadMedia(ctx)
 
+	perRun := b.in.ChunksPerRun
+	if perRun <= 0 {
+		perRun = maxChunksPerRun
+	}
 	sendCtx := workflow.WithActivityOptions(ctx, sendOptions)
 	for chunks := 0; b.in.Cursor < b.in.Total; chunks++ {
-		if chunks >= maxChunksPerRun || workflow.GetInfo(ctx).GetContinueAsNewSuggested() {
+		if chunks >= perRun || workflow.GetInfo(ctx).GetContinueAsNewSuggested() {
 			return shared.TaskResult{}, workflow.NewContinueAsNewError(ctx, BulkSend, b.in)
 		}
 		n := min(shared.ChunkSize(b.in.MaxWorkers), b.in.Total-b.in.Cursor)
