@@ -5,104 +5,19 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
-	"net/http"
-	"net/http/httptest"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/gorilla/websocket"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/wagate/wagate/internal/testredis"
+	"github.com/wagate/wagate/internal/wstest"
 	"github.com/wagate/wagate/redisstore"
 	"github.com/wagate/wagate/shared"
 )
-
-// wsConsumer is a real WebSocket server standing in for WEBSOCKET_URL. It can be stopped
-// and started again on the same address.
-type wsConsumer struct {
-	t    *testing.T
-	addr string
-	srv  *httptest.Server
-
-	mu      sync.Mutex
-	frames  []string
-	upgrade int                      // connections accepted
-	live    map[*websocket.Conn]bool // hijacked: httptest does not close them
-}
-
-func newWSConsumer(t *testing.T) *wsConsumer {
-	c := &wsConsumer{t: t, live: map[*websocket.Conn]bool{}}
-	c.start()
-	t.Cleanup(c.stop)
-	return c
-}
-
-func (c *wsConsumer) url() string { return "ws://" + c.addr + "/ws" }
-
-func (c *wsConsumer) start() {
-	addr := c.addr
-	if addr == "" {
-		addr = "127.0.0.1:0"
-	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		c.t.Fatalf("consumer listen: %v", err)
-	}
-	c.addr = ln.Addr().String()
-	up := websocket.Upgrader{}
-	c.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ws, err := up.Upgrade(w, r, nil)
-		if err != nil {
-			return
-		}
-		c.mu.Lock()
-		c.upgrade++
-		c.live[ws] = true
-		c.mu.Unlock()
-		defer func() {
-			c.mu.Lock()
-			delete(c.live, ws)
-			c.mu.Unlock()
-			ws.Close()
-		}()
-		for {
-			_, msg, err := ws.ReadMessage()
-			if err != nil {
-				return
-			}
-			c.mu.Lock()
-			c.frames = append(c.frames, string(msg))
-			c.mu.Unlock()
-		}
-	}))
-	c.srv.Listener = ln
-	c.srv.Start()
-}
-
-func (c *wsConsumer) stop() {
-	if c.srv != nil {
-		c.mu.Lock()
-		for ws := range c.live {
-			ws.Close()
-		}
-		c.mu.Unlock()
-		c.srv.CloseClientConnections()
-		c.srv.Close()
-		c.srv = nil
-	}
-}
-
-func (c *wsConsumer) received() ([]string, int) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return slices.Clone(c.frames), c.upgrade
-}
 
 type relayFixture struct {
 	acts *Activities
@@ -135,8 +50,8 @@ func (f *relayFixture) relay(id string) error {
 }
 
 func TestRelayInboundAddsCacheInfo(t *testing.T) {
-	consumer := newWSConsumer(t)
-	f := newRelayFixture(t, consumer.url())
+	consumer := wstest.New(t)
+	f := newRelayFixture(t, consumer.URL())
 	created := time.Date(2025, 1, 16, 10, 0, 0, 0, time.UTC)
 	if _, err := f.acts.Store.PutNumber(context.Background(), shared.Number{Phone: "573123456789", Name: "Juan Pérez",
 		Data: json.RawMessage(`{"company":"Empresa XYZ"}`)}, created); err != nil {
@@ -158,7 +73,7 @@ func TestRelayInboundAddsCacheInfo(t *testing.T) {
 			t.Fatalf("RelayInbound(%s): %v", tt.id, err)
 		}
 	}
-	frames, _ := consumer.received()
+	frames := consumer.Frames()
 	if len(frames) != len(tests) {
 		t.Fatalf("consumer read %d frames; want %d", len(frames), len(tests))
 	}
@@ -173,8 +88,8 @@ func TestRelayInboundAddsCacheInfo(t *testing.T) {
 }
 
 func TestRelayInboundKeepsOneConnectionAndOrder(t *testing.T) {
-	consumer := newWSConsumer(t)
-	f := newRelayFixture(t, consumer.url())
+	consumer := wstest.New(t)
+	f := newRelayFixture(t, consumer.URL())
 	var want []string
 	for i := range 100 {
 		id := fmt.Sprintf("wamid.%03d", i)
@@ -187,7 +102,7 @@ func TestRelayInboundKeepsOneConnectionAndOrder(t *testing.T) {
 		}
 	}
 	// Every frame was confirmed before RelayInbound returned, so all are there now.
-	frames, conns := consumer.received()
+	frames, conns := consumer.Frames(), consumer.Connections()
 	if !slices.Equal(frames, want) {
 		t.Errorf("consumer read %d frames; want %d in order", len(frames), len(want))
 	}
@@ -197,8 +112,8 @@ func TestRelayInboundKeepsOneConnectionAndOrder(t *testing.T) {
 }
 
 func TestRelayInboundReconnectsAfterConsumerOutage(t *testing.T) {
-	consumer := newWSConsumer(t)
-	f := newRelayFixture(t, consumer.url())
+	consumer := wstest.New(t)
+	f := newRelayFixture(t, consumer.URL())
 	for _, id := range []string{"a", "b", "c"} {
 		f.store(t, id, "1", fmt.Sprintf(`{"id":%q}`, id))
 	}
@@ -206,7 +121,7 @@ func TestRelayInboundReconnectsAfterConsumerOutage(t *testing.T) {
 		t.Fatalf("RelayInbound(a): %v", err)
 	}
 
-	consumer.stop()
+	consumer.Stop()
 	for range 2 {
 		if err := f.relay("b"); err == nil {
 			t.Fatal("RelayInbound(b) with the consumer down succeeded; want an error so it is retried")
@@ -215,13 +130,13 @@ func TestRelayInboundReconnectsAfterConsumerOutage(t *testing.T) {
 		}
 	}
 
-	consumer.start()
+	consumer.Start()
 	for _, id := range []string{"b", "c"} {
 		if err := f.relay(id); err != nil {
 			t.Fatalf("RelayInbound(%s) after the consumer is back: %v", id, err)
 		}
 	}
-	frames, conns := consumer.received()
+	frames, conns := consumer.Frames(), consumer.Connections()
 	want := []string{
 		`{"id":"a","save_number":true,"cached_info":null}`,
 		`{"id":"b","save_number":true,"cached_info":null}`,
@@ -236,7 +151,7 @@ func TestRelayInboundReconnectsAfterConsumerOutage(t *testing.T) {
 }
 
 func TestRelayInboundFailures(t *testing.T) {
-	consumer := newWSConsumer(t)
+	consumer := wstest.New(t)
 	tests := []struct {
 		name          string
 		url           string
@@ -245,7 +160,7 @@ func TestRelayInboundFailures(t *testing.T) {
 		wantRetryable bool
 		wantText      string
 	}{
-		{"event expired", consumer.url(), "wamid.gone", shared.ErrTypeInboundMissing, false, "no longer stored"},
+		{"event expired", consumer.URL(), "wamid.gone", shared.ErrTypeInboundMissing, false, "no longer stored"},
 		{"no WEBSOCKET_URL", "", "wamid.x", "", true, "WEBSOCKET_URL is not set"},
 		{"nothing listening", "ws://127.0.0.1:1/ws", "wamid.x", "", true, "dial"},
 	}
@@ -272,7 +187,7 @@ func TestRelayInboundFailures(t *testing.T) {
 			}
 		})
 	}
-	if frames, _ := consumer.received(); len(frames) != 0 {
+	if frames := consumer.Frames(); len(frames) != 0 {
 		t.Errorf("consumer read %v; want nothing", frames)
 	}
 }

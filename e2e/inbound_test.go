@@ -10,23 +10,20 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/gorilla/websocket"
 	"go.temporal.io/api/enums/v1"
 	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/sdk/converter"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/wagate/wagate/internal/wstest"
 	"github.com/wagate/wagate/shared"
 )
 
@@ -34,112 +31,6 @@ const (
 	inboundSecret = "e2e-app-secret"
 	inboundVerify = "hola"
 )
-
-// wsSink is the downstream consumer at WEBSOCKET_URL: a real gorilla WebSocket server
-// that records every text frame. Stop takes it down (closing its connections, which
-// httptest does not track once hijacked) and Start brings it back on the same address.
-type wsSink struct {
-	t    *testing.T
-	addr string
-	srv  *httptest.Server
-
-	mu     sync.Mutex
-	frames []string
-	conns  map[*websocket.Conn]bool
-}
-
-func newWSSink(t *testing.T) *wsSink {
-	s := &wsSink{t: t, conns: map[*websocket.Conn]bool{}}
-	s.Start()
-	t.Cleanup(s.Stop)
-	return s
-}
-
-func (s *wsSink) URL() string { return "ws://" + s.addr + "/relay" }
-
-func (s *wsSink) Start() {
-	addr := s.addr
-	if addr == "" {
-		addr = "127.0.0.1:0"
-	}
-	var ln net.Listener
-	var err error
-	for range 50 { // the port may linger briefly after Stop
-		if ln, err = net.Listen("tcp", addr); err == nil {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	if err != nil {
-		s.t.Fatalf("sink listen %s: %v", addr, err)
-	}
-	s.addr = ln.Addr().String()
-	up := websocket.Upgrader{}
-	s.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ws, err := up.Upgrade(w, r, nil)
-		if err != nil {
-			return
-		}
-		s.mu.Lock()
-		s.conns[ws] = true
-		s.mu.Unlock()
-		defer func() {
-			s.mu.Lock()
-			delete(s.conns, ws)
-			s.mu.Unlock()
-			ws.Close()
-		}()
-		for {
-			typ, msg, err := ws.ReadMessage()
-			if err != nil {
-				return
-			}
-			if typ == websocket.TextMessage {
-				s.mu.Lock()
-				s.frames = append(s.frames, string(msg))
-				s.mu.Unlock()
-			}
-		}
-	}))
-	s.srv.Listener = ln
-	s.srv.Start()
-}
-
-func (s *wsSink) Stop() {
-	if s.srv == nil {
-		return
-	}
-	s.mu.Lock()
-	for ws := range s.conns {
-		ws.Close()
-	}
-	s.mu.Unlock()
-	s.srv.CloseClientConnections()
-	s.srv.Close()
-	s.srv = nil
-}
-
-func (s *wsSink) Frames() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return slices.Clone(s.frames)
-}
-
-// WaitFrames waits until at least n frames arrived and returns them all.
-func (s *wsSink) WaitFrames(t *testing.T, n int, timeout time.Duration) []string {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		f := s.Frames()
-		if len(f) >= n {
-			return f
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("consumer has %d frames after %v; want %d", len(f), timeout, n)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
 
 // relayedFrame is what the tests read back from a frame.
 type relayedFrame struct {
@@ -218,7 +109,7 @@ func postSigned(t *testing.T, s *Stack, body []byte) {
 	}
 }
 
-func newInboundStack(t *testing.T, sink *wsSink) *Stack {
+func newInboundStack(t *testing.T, sink *wstest.Consumer) *Stack {
 	return NewStack(t, StackOptions{WebSocketURL: sink.URL(), AppSecret: inboundSecret, VerifyToken: inboundVerify})
 }
 
@@ -245,7 +136,7 @@ func wantOrderedOnce(t *testing.T, got, want []string) {
 }
 
 func TestInboundRelaysSignedEventsInOrderExactlyOnce(t *testing.T) {
-	sink := newWSSink(t)
+	sink := wstest.New(t)
 	s := newInboundStack(t, sink)
 	if code, out := s.PostJSON(t, "/api/numbers", map[string]any{"phone": "573000000001", "name": "Cacheado",
 		"data": map[string]any{"tier": "gold"}}); code != http.StatusCreated {
@@ -308,7 +199,7 @@ func TestInboundRelaysSignedEventsInOrderExactlyOnce(t *testing.T) {
 
 // waitRelayed waits until the consumer has len(want) frames; on timeout it reports
 // which events are missing and what the relay says about itself.
-func waitRelayed(t *testing.T, s *Stack, sink *wsSink, want []string, timeout time.Duration) {
+func waitRelayed(t *testing.T, s *Stack, sink *wstest.Consumer, want []string, timeout time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for len(sink.Frames()) < len(want) {
@@ -422,7 +313,7 @@ func waitPending(t *testing.T, s *Stack, want int) {
 }
 
 func TestInboundConsumerOutageClearAndQueueTest(t *testing.T) {
-	sink := newWSSink(t)
+	sink := wstest.New(t)
 	s := newInboundStack(t, sink)
 	var want []string
 	post := func(from, to int) {
@@ -554,7 +445,7 @@ func sameMap(got any, want map[string]any) bool {
 }
 
 func TestInboundSurvivesWorkerRestartMidQueue(t *testing.T) {
-	sink := newWSSink(t)
+	sink := wstest.New(t)
 	s := newInboundStack(t, sink)
 	var want []string
 	post := func(from, to int) {
@@ -585,7 +476,7 @@ func TestInboundSurvivesWorkerRestartMidQueue(t *testing.T) {
 // A worker killed mid-queue loses nothing: the next worker resumes at the head. The
 // frame in flight at the kill may be written twice (documented), nothing else.
 func TestInboundSurvivesWorkerCrash(t *testing.T) {
-	sink := newWSSink(t)
+	sink := wstest.New(t)
 	s := NewStack(t, StackOptions{WebSocketURL: sink.URL(), AppSecret: inboundSecret, NoWorker: true})
 	w := s.StartBinary(t, "worker")
 	var want []string
@@ -631,7 +522,7 @@ func TestInboundSurvivesWorkerCrash(t *testing.T) {
 }
 
 func TestInboundContractShapes(t *testing.T) {
-	sink := newWSSink(t)
+	sink := wstest.New(t)
 	s := newInboundStack(t, sink)
 
 	// GET /webhook, the contract's curl.
