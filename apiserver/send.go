@@ -121,8 +121,11 @@ func graphError(prefix string, err error) error {
 		if ge.Details != "" {
 			msg += " (" + ge.Details + ")"
 		}
+		// Meta refusing the message is the client's to fix (400); Meta failing, or
+		// refusing wagate's own credentials or account, is not (503).
 		kind := shared.KindUpstream
-		if graphapi.Classify(err) == graphapi.ClassRetryable {
+		switch graphapi.Classify(err) {
+		case graphapi.ClassRetryable, graphapi.ClassAuth:
 			kind = shared.KindUnavailable
 		}
 		return &shared.Error{Kind: kind, Msg: fmt.Sprintf("%s: %s", prefix, msg), Err: err}

@@ -5,12 +5,14 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
 	"go.temporal.io/sdk/client"
 
 	"github.com/wagate/wagate/graphapi"
+	"github.com/wagate/wagate/graphapi/sandbox"
 	"github.com/wagate/wagate/internal/testredis"
 	"github.com/wagate/wagate/redisstore"
 	"github.com/wagate/wagate/shared"
@@ -57,6 +59,39 @@ func TestSendsAnswer503WhenMetaOrTemporalIsDown(t *testing.T) {
 		msg, _ := out["error"].(string)
 		if rec.Code != http.StatusServiceUnavailable || out["success"] != false || !strings.Contains(msg, c.want) {
 			t.Errorf("POST %s = %d %v, want 503 mentioning %q", c.path, rec.Code, out, c.want)
+		}
+	}
+}
+
+func TestSendAnswersMetasErrors(t *testing.T) {
+	sb := sandbox.New(sandbox.Options{PhoneNumberID: "100000000000001", Token: "right-token"})
+	meta := httptest.NewServer(sb.Handler())
+	t.Cleanup(meta.Close)
+	sb.SetFaults(sandbox.Faults{PermanentTo: map[string]int{"573555666777": 131026}})
+	store := redisstore.New(testredis.New(t), "")
+	newAPI := func(token string) http.Handler {
+		return New(Deps{
+			Config: shared.Config{BulkMaxWorkers: 10, WhatsAppMaxMPS: 80},
+			Graph:  graphapi.New(graphapi.Config{BaseURL: meta.URL, Token: token, PhoneNumberID: "100000000000001"}),
+			Store:  store, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		})
+	}
+	cases := []struct {
+		name, token, phone string
+		status             int
+		want               string
+	}{
+		// Meta refuses the message: the client's request is at fault.
+		{"undeliverable", "right-token", "573555666777", http.StatusBadRequest, "Error enviando mensaje: (#131026)"},
+		// Meta refuses wagate's token: the gateway is at fault, not the request.
+		{"bad token", "wrong-token", "573123456789", http.StatusServiceUnavailable, "Error enviando mensaje: Invalid OAuth access token"},
+	}
+	for _, c := range cases {
+		body := `{"phone":"` + c.phone + `","message":"hola"}`
+		rec, out := do(t, newAPI(c.token), http.MethodPost, "/api/send-message", []byte(body), nil)
+		msg, _ := out["error"].(string)
+		if rec.Code != c.status || out["success"] != false || !strings.HasPrefix(msg, c.want) {
+			t.Errorf("%s: %d %v, want %d with an error starting %q", c.name, rec.Code, out, c.status, c.want)
 		}
 	}
 }
