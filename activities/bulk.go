@@ -51,7 +51,11 @@ func (a *Activities) UploadMedia(ctx context.Context, in shared.UploadMediaInput
 	}
 	data, mime, err := a.Graph.FetchURL(ctx, in.Media.Link)
 	if err != nil {
-		return out, fmt.Errorf("download header media %s: %w", in.Media.Link, err)
+		err = fmt.Errorf("download header media: %w", err)
+		if graphapi.Classify(err) == graphapi.ClassPermanent {
+			return out, temporal.NewNonRetryableApplicationError(err.Error(), "MediaUnavailable", err)
+		}
+		return out, err
 	}
 	id, err = a.Graph.UploadMedia(ctx, data, mime, fileName(in.Media.Link))
 	if err != nil {

@@ -36,7 +36,8 @@ func newFixture(t *testing.T, opts sandbox.Options, mps int) *fixture {
 	sb.SetPublicURL(srv.URL)
 
 	cfg := shared.Config{WhatsAppMaxMPS: mps, BulkMaxWorkers: 10, SummaryTTL: time.Hour}
-	graph := graphapi.New(graphapi.Config{BaseURL: srv.URL, Version: "v23.0", Token: "test-token", PhoneNumberID: pnid})
+	graph := graphapi.New(graphapi.Config{BaseURL: srv.URL, Version: "v23.0", Token: "test-token", PhoneNumberID: pnid,
+		AllowPrivateMedia: true}) // the sandbox's sample media is on loopback
 	store := redisstore.New(testredis.New(t), "")
 	acts := New(cfg, graph, store, nil)
 

@@ -35,6 +35,7 @@ import (
 	"github.com/wagate/wagate/devserver"
 	"github.com/wagate/wagate/graphapi"
 	"github.com/wagate/wagate/graphapi/sandbox"
+	"github.com/wagate/wagate/internal/app"
 	"github.com/wagate/wagate/internal/redisserver"
 	"github.com/wagate/wagate/redisstore"
 	"github.com/wagate/wagate/shared"
@@ -158,6 +159,7 @@ func NewStack(t *testing.T, o StackOptions) *Stack {
 		cfg.BulkMaxWorkers = o.MaxWorkers
 	}
 	cfg.WhatsAppMaxMPS = 100000
+	cfg.MediaFetchAllowPrivate = true // the sandbox's sample media is on loopback
 	if o.MPS > 0 {
 		cfg.WhatsAppMaxMPS = o.MPS
 	}
@@ -224,12 +226,7 @@ func NewStack(t *testing.T, o StackOptions) *Stack {
 	}
 	s.addStop(func() { _ = s.Store.Close() })
 
-	s.graph = graphapi.New(graphapi.Config{
-		BaseURL:       cfg.WhatsAppAPIURL,
-		Version:       cfg.WhatsAppAPIVersion,
-		Token:         cfg.WhatsAppToken,
-		PhoneNumberID: cfg.WhatsAppPhoneNumberID,
-	})
+	s.graph = app.Graph(cfg)
 
 	// Worker, stopped before the client.
 	s.addStop(s.StopWorker)
@@ -336,21 +333,22 @@ func (s *Stack) StopWorker() {
 func (s *Stack) Env() []string {
 	c := s.Config
 	vars := map[string]string{
-		"HTTP_ADDR":                "127.0.0.1:0",
-		"WHATSAPP_API_URL":         c.WhatsAppAPIURL,
-		"WHATSAPP_API_VERSION":     c.WhatsAppAPIVersion,
-		"WHATSAPP_TOKEN":           c.WhatsAppToken,
-		"WHATSAPP_PHONE_NUMBER_ID": c.WhatsAppPhoneNumberID,
-		"WHATSAPP_APP_SECRET":      c.WhatsAppAppSecret,
-		"WHATSAPP_MAX_MPS":         strconv.Itoa(c.WhatsAppMaxMPS),
-		"WEBHOOK_VERIFY_TOKEN":     c.WebhookVerifyToken,
-		"WEBSOCKET_URL":            c.WebSocketURL,
-		"REDIS_URL":                c.RedisURL,
-		"TEMPORAL_ADDRESS":         c.TemporalAddress,
-		"TEMPORAL_NAMESPACE":       c.TemporalNamespace,
-		"BULK_MAX_WORKERS":         strconv.Itoa(c.BulkMaxWorkers),
-		"API_KEY":                  c.APIKey,
-		"TASK_SUMMARY_TTL":         c.SummaryTTL.String(),
+		"HTTP_ADDR":                 "127.0.0.1:0",
+		"WHATSAPP_API_URL":          c.WhatsAppAPIURL,
+		"WHATSAPP_API_VERSION":      c.WhatsAppAPIVersion,
+		"WHATSAPP_TOKEN":            c.WhatsAppToken,
+		"WHATSAPP_PHONE_NUMBER_ID":  c.WhatsAppPhoneNumberID,
+		"WHATSAPP_APP_SECRET":       c.WhatsAppAppSecret,
+		"WHATSAPP_MAX_MPS":          strconv.Itoa(c.WhatsAppMaxMPS),
+		"MEDIA_FETCH_ALLOW_PRIVATE": strconv.FormatBool(c.MediaFetchAllowPrivate),
+		"WEBHOOK_VERIFY_TOKEN":      c.WebhookVerifyToken,
+		"WEBSOCKET_URL":             c.WebSocketURL,
+		"REDIS_URL":                 c.RedisURL,
+		"TEMPORAL_ADDRESS":          c.TemporalAddress,
+		"TEMPORAL_NAMESPACE":        c.TemporalNamespace,
+		"BULK_MAX_WORKERS":          strconv.Itoa(c.BulkMaxWorkers),
+		"API_KEY":                   c.APIKey,
+		"TASK_SUMMARY_TTL":          c.SummaryTTL.String(),
 	}
 	out := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
 	for k, v := range vars {

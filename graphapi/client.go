@@ -7,16 +7,19 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"mime"
 	"mime/multipart"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/textproto"
 	"net/url"
 	"path"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/wagate/wagate/shared"
@@ -46,12 +49,18 @@ type Config struct {
 	PhoneNumberID string        // the business phone number messages are sent from
 	HTTPClient    *http.Client  // nil: a client that keeps up to 256 idle connections per host and has no global timeout
 	Timeout       time.Duration // deadline of each message request; DefaultTimeout when zero (uploads and downloads: TransferTimeout)
+	// AllowPrivateMedia lets FetchURL download from loopback, private and link-local
+	// addresses. Off, a client-given header URL cannot make the worker reach into its
+	// own network (cloud metadata, internal services); the dev stack turns it on for the
+	// sandbox's sample media.
+	AllowPrivateMedia bool
 }
 
 // Client talks to the Graph API. It is safe for concurrent use and reuses connections.
 type Client struct {
 	http          *http.Client
-	auth          string // "Bearer <token>", built once
+	fetch         *http.Client // for client-given media URLs: no token, public addresses only unless allowed
+	auth          string       // "Bearer <token>", built once
 	phoneNumberID string
 	timeout       time.Duration
 	maxFetch      int64
@@ -82,8 +91,13 @@ func New(cfg Config) *Client {
 	}
 	versionURL := base + "/" + version
 	pnid := url.PathEscape(cfg.PhoneNumberID)
+	fetch := hc
+	if !cfg.AllowPrivateMedia {
+		fetch = &http.Client{Transport: publicOnlyTransport()}
+	}
 	return &Client{
 		http:          hc,
+		fetch:         fetch,
 		auth:          "Bearer " + cfg.Token,
 		phoneNumberID: cfg.PhoneNumberID,
 		timeout:       timeout,
@@ -112,6 +126,46 @@ func newTransport() *http.Transport {
 		TLSHandshakeTimeout:   10 * time.Second,
 		ExpectContinueTimeout: time.Second,
 	}
+}
+
+// publicOnlyTransport dials only public addresses. The check runs on the address
+// actually dialed, after DNS resolution and on every redirect, so neither a hostname
+// that resolves inward nor a redirect can get around it.
+func publicOnlyTransport() *http.Transport {
+	t := newTransport()
+	t.Proxy = nil
+	dialer := &net.Dialer{
+		Timeout:   10 * time.Second,
+		KeepAlive: 30 * time.Second,
+		Control: func(_, address string, _ syscall.RawConn) error {
+			host, _, err := net.SplitHostPort(address)
+			if err != nil {
+				return err
+			}
+			ip, err := netip.ParseAddr(host)
+			if err != nil {
+				return err
+			}
+			if !publicAddr(ip) {
+				return errPrivateMedia
+			}
+			return nil
+		},
+	}
+	t.DialContext = dialer.DialContext
+	return t
+}
+
+// errPrivateMedia refuses a media URL that points into the gateway's own network.
+var errPrivateMedia = errors.New("media URL resolves to a private or local address")
+
+var sharedAddressSpace = netip.MustParsePrefix("100.64.0.0/10") // carrier-grade NAT
+
+// publicAddr reports whether ip is a globally routable unicast address.
+func publicAddr(ip netip.Addr) bool {
+	ip = ip.Unmap()
+	return ip.IsGlobalUnicast() && !ip.IsPrivate() && !ip.IsLoopback() && !ip.IsLinkLocalUnicast() &&
+		!sharedAddressSpace.Contains(ip)
 }
 
 // PhoneNumberID returns the business phone number id the client sends from.
@@ -262,7 +316,10 @@ func (c *Client) FetchURL(ctx context.Context, link string) ([]byte, string, err
 	if err != nil {
 		return nil, "", shared.Invalidf("URL de medio no válida: %q", link)
 	}
-	resp, err := c.http.Do(req)
+	resp, err := c.fetch.Do(req)
+	if errors.Is(err, errPrivateMedia) {
+		return nil, "", shared.Invalidf("La URL del medio %s apunta a una dirección privada o local; use una URL pública", redact(u))
+	}
 	if err != nil {
 		return nil, "", fmt.Errorf("graphapi: fetch %s: %w", redact(u), err)
 	}

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -423,7 +424,7 @@ func TestFetchURL(t *testing.T) {
 			http.Error(w, "upstream down", http.StatusBadGateway)
 		}
 	})
-	c := New(Config{BaseURL: "http://127.0.0.1:1", Token: testToken, PhoneNumberID: testPNID})
+	c := New(Config{BaseURL: "http://127.0.0.1:1", Token: testToken, PhoneNumberID: testPNID, AllowPrivateMedia: true})
 	c.maxFetch = 1024
 
 	ok := []struct {
@@ -478,6 +479,48 @@ func TestFetchURL(t *testing.T) {
 	for _, bad := range []string{"", "ftp://x/y", "not a url", "http://"} {
 		if _, _, err := c.FetchURL(context.Background(), bad); shared.KindOf(err) != shared.KindInvalid {
 			t.Errorf("FetchURL(%q) error %v, want KindInvalid", bad, err)
+		}
+	}
+}
+
+func TestFetchURLRefusesPrivateAddresses(t *testing.T) {
+	var hits atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		if r.URL.Path == "/redirect" {
+			http.Redirect(w, r, "http://127.0.0.1:1/elsewhere", http.StatusFound)
+			return
+		}
+		w.Header().Set("Content-Type", "image/jpeg")
+		_, _ = w.Write([]byte("\xff\xd8\xff"))
+	}))
+	t.Cleanup(srv.Close)
+	c := New(Config{Token: testToken, PhoneNumberID: testPNID})
+	for _, link := range []string{srv.URL + "/a.jpg", "http://localhost:" + srv.URL[strings.LastIndex(srv.URL, ":")+1:] + "/a.jpg"} {
+		_, _, err := c.FetchURL(context.Background(), link)
+		if shared.KindOf(err) != shared.KindInvalid || Classify(err) != ClassPermanent || !strings.Contains(err.Error(), "privada") {
+			t.Errorf("FetchURL(%s) = %v, want a permanent invalid-input error about a private address", link, err)
+		}
+	}
+	if hits.Load() != 0 {
+		t.Errorf("the private server was reached %d times", hits.Load())
+	}
+	allowed := New(Config{Token: testToken, PhoneNumberID: testPNID, AllowPrivateMedia: true})
+	if _, _, err := allowed.FetchURL(context.Background(), srv.URL+"/a.jpg"); err != nil {
+		t.Errorf("with AllowPrivateMedia: %v", err)
+	}
+
+	for _, tt := range []struct {
+		ip     string
+		public bool
+	}{
+		{"8.8.8.8", true}, {"2606:4700:4700::1111", true},
+		{"127.0.0.1", false}, {"::1", false}, {"10.1.2.3", false}, {"172.16.0.1", false}, {"192.168.1.1", false},
+		{"169.254.169.254", false}, {"fe80::1", false}, {"fd00::1", false}, {"100.64.0.1", false},
+		{"0.0.0.0", false}, {"::ffff:127.0.0.1", false}, {"224.0.0.1", false},
+	} {
+		if got := publicAddr(netip.MustParseAddr(tt.ip)); got != tt.public {
+			t.Errorf("publicAddr(%s) = %v, want %v", tt.ip, got, tt.public)
 		}
 	}
 }

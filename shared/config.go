@@ -21,6 +21,11 @@ type Config struct {
 	// task and every worker replica (Meta's default throughput is 80 messages/s).
 	WhatsAppMaxMPS int `env:"WHATSAPP_MAX_MPS" envDefault:"80"`
 
+	// MediaFetchAllowPrivate lets the worker download header media from loopback,
+	// private and link-local addresses. Off by default, so that a client-given URL
+	// cannot reach into the gateway's own network.
+	MediaFetchAllowPrivate bool `env:"MEDIA_FETCH_ALLOW_PRIVATE" envDefault:"false"`
+
 	WebhookVerifyToken string `env:"WEBHOOK_VERIFY_TOKEN"`
 	WebSocketURL       string `env:"WEBSOCKET_URL"`
 

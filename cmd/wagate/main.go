@@ -248,6 +248,9 @@ func startSandbox(g *app.Group, cfg *shared.Config, apiPort int, logger *slog.Lo
 	}, failed)
 
 	cfg.WhatsAppAPIURL = base
+	if _, set := os.LookupEnv("MEDIA_FETCH_ALLOW_PRIVATE"); !set {
+		cfg.MediaFetchAllowPrivate = true // the sandbox serves its sample media on loopback
+	}
 	cfg.WhatsAppToken = sandboxToken
 	cfg.WhatsAppPhoneNumberID = sandboxPhoneID
 	b.graph = base + " (sandbox: latency 100ms, 80 msg/s)"

@@ -81,6 +81,8 @@ func Graph(cfg shared.Config) *graphapi.Client {
 		Version:       cfg.WhatsAppAPIVersion,
 		Token:         cfg.WhatsAppToken,
 		PhoneNumberID: cfg.WhatsAppPhoneNumberID,
+
+		AllowPrivateMedia: cfg.MediaFetchAllowPrivate,
 	})
 }
 
