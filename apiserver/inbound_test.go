@@ -3,9 +3,6 @@ package apiserver
 import (
 	"bytes"
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -17,6 +14,7 @@ import (
 
 	"go.temporal.io/sdk/client"
 
+	"github.com/wagate/wagate/graphapi/sandbox"
 	"github.com/wagate/wagate/internal/testredis"
 	"github.com/wagate/wagate/redisstore"
 	"github.com/wagate/wagate/shared"
@@ -48,11 +46,8 @@ func (quietLogger) Info(string, ...any)  {}
 func (quietLogger) Warn(string, ...any)  {}
 func (quietLogger) Error(string, ...any) {}
 
-func sign(body []byte) string {
-	mac := hmac.New(sha256.New, []byte(testAppSecret))
-	mac.Write(body)
-	return "sha256=" + hex.EncodeToString(mac.Sum(nil))
-}
+// sign signs body as Meta (and the sandbox) does with the test app secret.
+func sign(body []byte) string { return sandbox.Sign([]byte(testAppSecret), body) }
 
 func do(t *testing.T, h http.Handler, method, target string, body []byte, header map[string]string) (*httptest.ResponseRecorder, map[string]any) {
 	t.Helper()

@@ -4,9 +4,6 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -23,6 +20,7 @@ import (
 	"go.temporal.io/sdk/converter"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/wagate/wagate/graphapi/sandbox"
 	"github.com/wagate/wagate/internal/wstest"
 	"github.com/wagate/wagate/shared"
 )
@@ -86,10 +84,20 @@ func textWebhook(id, from, body string) []byte {
 		SandboxPhoneNumberID, from, from, from, id, body))
 }
 
-func signWebhook(body []byte) string {
-	mac := hmac.New(sha256.New, []byte(inboundSecret))
-	mac.Write(body)
-	return "sha256=" + hex.EncodeToString(mac.Sum(nil))
+// signWebhook signs body as Meta (and the sandbox) does with the stacks' app secret.
+func signWebhook(body []byte) string { return sandbox.Sign([]byte(inboundSecret), body) }
+
+// postTexts posts signed text messages from one sender with ids prefix000.. for
+// indexes [from, to), and returns their ids in order.
+func postTexts(t *testing.T, s *Stack, prefix, sender string, from, to int) []string {
+	t.Helper()
+	var ids []string
+	for i := from; i < to; i++ {
+		id := fmt.Sprintf("wamid.%s%03d", prefix, i)
+		postSigned(t, s, textWebhook(id, sender, fmt.Sprintf("%s%d", strings.ToLower(prefix), i)))
+		ids = append(ids, id)
+	}
+	return ids
 }
 
 // postWebhook posts body to /webhook with the given X-Hub-Signature-256 ("" for none).
@@ -316,13 +324,7 @@ func TestInboundConsumerOutageClearAndQueueTest(t *testing.T) {
 	sink := wstest.New(t)
 	s := newInboundStack(t, sink)
 	var want []string
-	post := func(from, to int) {
-		for i := from; i < to; i++ {
-			id := fmt.Sprintf("wamid.OUT%03d", i)
-			postSigned(t, s, textWebhook(id, "573111111111", fmt.Sprintf("m%d", i)))
-			want = append(want, id)
-		}
-	}
+	post := func(from, to int) { want = append(want, postTexts(t, s, "OUT", "573111111111", from, to)...) }
 	post(0, 3)
 	sink.WaitFrames(t, 3, time.Minute)
 
@@ -448,13 +450,7 @@ func TestInboundSurvivesWorkerRestartMidQueue(t *testing.T) {
 	sink := wstest.New(t)
 	s := newInboundStack(t, sink)
 	var want []string
-	post := func(from, to int) {
-		for i := from; i < to; i++ {
-			id := fmt.Sprintf("wamid.W%03d", i)
-			postSigned(t, s, textWebhook(id, "573222222222", fmt.Sprintf("w%d", i)))
-			want = append(want, id)
-		}
-	}
+	post := func(from, to int) { want = append(want, postTexts(t, s, "W", "573222222222", from, to)...) }
 	post(0, 200)
 	sink.WaitFrames(t, 30, time.Minute)
 	s.StopWorker()
@@ -480,13 +476,7 @@ func TestInboundSurvivesWorkerCrash(t *testing.T) {
 	s := NewStack(t, StackOptions{WebSocketURL: sink.URL(), AppSecret: inboundSecret, NoWorker: true})
 	w := s.StartBinary(t, "worker")
 	var want []string
-	post := func(from, to int) {
-		for i := from; i < to; i++ {
-			id := fmt.Sprintf("wamid.K%03d", i)
-			postSigned(t, s, textWebhook(id, "573333333333", fmt.Sprintf("k%d", i)))
-			want = append(want, id)
-		}
-	}
+	post := func(from, to int) { want = append(want, postTexts(t, s, "K", "573333333333", from, to)...) }
 	post(0, 150)
 	sink.WaitFrames(t, 20, time.Minute)
 	w.Kill()
