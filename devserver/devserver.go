@@ -50,7 +50,8 @@ const (
 // Web UI.
 type Options struct {
 	// DataDir holds the SQLite file <DataDir>/temporal.db (WAL journal). It is created when
-	// missing and reused on restart, so workflows survive. "" keeps everything in memory.
+	// missing and reused on restart, so workflows survive; a file written by an older
+	// server is upgraded to this server's schema first. "" keeps everything in memory.
 	DataDir string
 	// Namespace is registered on every start; "default" when empty.
 	Namespace string
@@ -297,6 +298,11 @@ func prepareStore(opts Options) (*config.SQL, error) {
 		conf.DatabaseName = name
 		conf.ConnectAttributes = map[string]string{"mode": "memory", "cache": "shared"}
 	} else {
+		dir, err := filepath.Abs(opts.DataDir)
+		if err != nil {
+			return nil, fmt.Errorf("devserver: data dir: %w", err)
+		}
+		opts.DataDir = dir
 		if err := os.MkdirAll(opts.DataDir, 0o755); err != nil {
 			return nil, fmt.Errorf("devserver: create data dir: %w", err)
 		}
@@ -305,9 +311,10 @@ func prepareStore(opts Options) (*config.SQL, error) {
 		// WAL with synchronous=normal survives a process crash (only power loss can drop
 		// the last commits) and avoids an fsync per transaction.
 		conf.ConnectAttributes = map[string]string{"mode": "rwc", "journal_mode": "wal", "synchronous": "normal"}
-		_, err := os.Stat(file)
+		_, err = os.Stat(file)
+		fresh := errors.Is(err, os.ErrNotExist)
 		switch {
-		case errors.Is(err, os.ErrNotExist):
+		case fresh:
 			if err := sqliteschema.SetupSchema(conf); err != nil {
 				// Leave no half-initialized file behind: the next start would skip the schema.
 				removeDB(file)
@@ -315,6 +322,14 @@ func prepareStore(opts Options) (*config.SQL, error) {
 			}
 		case err != nil:
 			return nil, fmt.Errorf("devserver: %w", err)
+		}
+		// A file left by an older server is upgraded in place; one from a newer server
+		// is refused before the server touches it.
+		if err := upgradeSchema(conf, fresh); err != nil {
+			if fresh {
+				removeDB(file)
+			}
+			return nil, err
 		}
 	}
 

@@ -2,11 +2,13 @@ package e2e
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -17,6 +19,8 @@ import (
 	sdklog "go.temporal.io/sdk/log"
 	sdkworker "go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
+	sqliteschema "go.temporal.io/server/schema/sqlite"
+	_ "modernc.org/sqlite"
 
 	"github.com/wagate/wagate/devserver"
 )
@@ -258,5 +262,113 @@ func TestDevServerStartHonoursContext(t *testing.T) {
 	}
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("Start(canceled ctx) = %v, want context.Canceled", err)
+	}
+}
+
+// sqliteExec runs statements on the dev server's database file while no server has it
+// open, the way an older release would have left it.
+func sqliteExec(t *testing.T, dir string, stmts ...string) {
+	t.Helper()
+	db, err := sql.Open("sqlite", filepath.Join(dir, "temporal.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, s := range stmts {
+		if _, err := db.Exec(s); err != nil {
+			t.Fatalf("%s: %v", s, err)
+		}
+	}
+}
+
+func sqliteSchemaVersion(t *testing.T, dir string) string {
+	t.Helper()
+	db, err := sql.Open("sqlite", filepath.Join(dir, "temporal.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var v string
+	if err := db.QueryRow(`SELECT curr_version FROM schema_version WHERE version_partition = 0`).Scan(&v); err != nil {
+		t.Fatalf("read schema version: %v", err)
+	}
+	return v
+}
+
+// A data folder left by an older release: a database from before versions were
+// recorded, and one at an older schema (the table that schema 0.11 added is missing),
+// are upgraded in place and keep their workflows; one from a newer server is refused
+// with a message that says what to do.
+func TestDevServerUpgradesOlderDataFolder(t *testing.T) {
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	life := func(check func(c client.Client)) {
+		t.Helper()
+		srv, err := devserver.Start(ctx, devserver.Options{DataDir: dir, UIPort: -1, Logger: testLogger(t)})
+		if err != nil {
+			t.Fatalf("Start on %s: %v", dir, err)
+		}
+		c, stop := devClient(t, srv)
+		check(c)
+		stop()
+		if err := srv.Stop(); err != nil {
+			t.Fatalf("Stop: %v", err)
+		}
+	}
+
+	life(func(c client.Client) {
+		run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "kept", TaskQueue: devTaskQueue}, devGreet, "antes")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := run.Get(ctx, nil); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if got, want := sqliteSchemaVersion(t, dir), sqliteschema.Version; got != want {
+		t.Fatalf("new database records schema %q, want %q", got, want)
+	}
+	kept := func(c client.Client) {
+		t.Helper()
+		var got string
+		if err := c.GetWorkflow(ctx, "kept", "").Get(ctx, &got); err != nil || got != "hola antes" {
+			t.Errorf("workflow of the older folder = %q, %v; want %q", got, err, "hola antes")
+		}
+		run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{TaskQueue: devTaskQueue}, devGreet, "después")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := run.Get(ctx, &got); err != nil || got != "hola después" {
+			t.Errorf("new workflow on the upgraded folder = %q, %v", got, err)
+		}
+	}
+
+	// Unversioned, as every release before this one left it.
+	sqliteExec(t, dir, `DROP TABLE schema_version`, `DROP TABLE schema_update_history`)
+	life(kept)
+	if got, want := sqliteSchemaVersion(t, dir), sqliteschema.Version; got != want {
+		t.Errorf("unversioned database now records schema %q, want %q", got, want)
+	}
+
+	// One schema step behind: the upgrade creates what the step adds.
+	sqliteExec(t, dir, `DROP TABLE current_chasm_executions`, `UPDATE schema_version SET curr_version = '0.10'`)
+	life(kept)
+	if got, want := sqliteSchemaVersion(t, dir), sqliteschema.Version; got != want {
+		t.Errorf("database at 0.10 now records schema %q, want %q", got, want)
+	}
+	sqliteExec(t, dir, `SELECT count(*) FROM current_chasm_executions`)
+
+	// Written by a newer server.
+	sqliteExec(t, dir, `UPDATE schema_version SET curr_version = '99.0'`)
+	srv, err := devserver.Start(ctx, devserver.Options{DataDir: dir, UIPort: -1, Logger: testLogger(t)})
+	if err == nil {
+		srv.Stop()
+		t.Fatal("Start on a database from a newer server succeeded, want a refusal")
+	}
+	for _, want := range []string{"newer Temporal server", "99.0", "move the data folder away"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("refusal %q does not say %q", err, want)
+		}
 	}
 }

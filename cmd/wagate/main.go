@@ -82,12 +82,9 @@ func run(ctx context.Context, release func(), out io.Writer) (err error) {
 	if err != nil {
 		return err
 	}
-	dataDir := os.Getenv("WAGATE_DATA_DIR")
-	if dataDir == "" {
-		dataDir = defaultDataDir
-	}
-	if err := os.MkdirAll(dataDir, 0o755); err != nil {
-		return fmt.Errorf("data dir: %w", err)
+	dataDir, err := prepareDataDir(os.Getenv("WAGATE_DATA_DIR"))
+	if err != nil {
+		return err
 	}
 	b := banner{data: dataDir}
 
@@ -154,6 +151,33 @@ func run(ctx context.Context, release func(), out io.Writer) (err error) {
 
 	printBanner(out, b)
 	return g.Wait(ctx)
+}
+
+// prepareDataDir resolves the data folder (WAGATE_DATA_DIR, or .wagate under the
+// working directory) to an absolute path and makes sure it is a writable folder. Every
+// path the stack hands to a child process or library derives from it, so none depends
+// on the child's own working directory.
+func prepareDataDir(dir string) (string, error) {
+	if dir == "" {
+		dir = defaultDataDir
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return "", fmt.Errorf("data folder %q: %w", dir, err)
+	}
+	if fi, err := os.Stat(abs); err == nil && !fi.IsDir() {
+		return "", fmt.Errorf("data folder %s is a file, not a folder: move it away or set WAGATE_DATA_DIR", abs)
+	}
+	if err := os.MkdirAll(abs, 0o755); err != nil {
+		return "", fmt.Errorf("data folder: %w (set WAGATE_DATA_DIR to a writable folder)", err)
+	}
+	probe, err := os.CreateTemp(abs, ".write-test-")
+	if err != nil {
+		return "", fmt.Errorf("data folder %s is not writable: %w (set WAGATE_DATA_DIR to a writable folder)", abs, err)
+	}
+	probe.Close()
+	os.Remove(probe.Name())
+	return abs, nil
 }
 
 // startRedis points cfg at a Redis: REDIS_URL when set, the local default when it

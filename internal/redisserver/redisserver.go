@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"syscall"
@@ -18,7 +19,8 @@ import (
 )
 
 // ErrNotInstalled means no redis-server binary was found.
-var ErrNotInstalled = errors.New("redis-server not found: run `make redis` or `apt-get install redis-server`")
+var ErrNotInstalled = errors.New("redis-server not found on PATH, in /usr/bin or in /usr/sbin: " +
+	"run `make redis` to install it (or `apt-get install redis-server`), or set REDIS_URL to a Redis you run")
 
 // Timeouts of Start and Stop.
 const (
@@ -29,6 +31,8 @@ const (
 // Config says how to run one redis-server.
 type Config struct {
 	// Dir holds the server's data files and is its working directory; it must exist.
+	// A relative Dir is resolved against this process's working directory before the
+	// server is started, so the child does not resolve it again from inside Dir.
 	Dir string
 	// Port is the loopback port to listen on; 0 picks a free one.
 	Port int
@@ -68,6 +72,9 @@ func (c Config) Start(ctx context.Context) (*Server, error) {
 	}
 	if c.Dir == "" {
 		return nil, errors.New("redisserver: no data directory")
+	}
+	if c.Dir, err = filepath.Abs(c.Dir); err != nil {
+		return nil, fmt.Errorf("redisserver: data directory: %w", err)
 	}
 	// A free port found by listening can be taken by someone else before
 	// redis-server binds it; then the server exits at once and another port is tried.

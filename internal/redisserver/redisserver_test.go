@@ -173,3 +173,37 @@ func TestNotInstalled(t *testing.T) {
 		}
 	}
 }
+
+// A relative data directory, as the dev stack's default .wagate/redis, is the child's
+// working directory and its --dir at once: it must be resolved before the child starts,
+// not again from inside itself.
+func TestStartWithRelativeDir(t *testing.T) {
+	root := t.TempDir()
+	t.Chdir(root)
+	rel := filepath.Join(".wagate", "redis")
+	if err := os.MkdirAll(rel, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	s := start(t, Config{Dir: rel})
+	rdb := client(t, s)
+	ctx := context.Background()
+	if err := rdb.Set(ctx, "k", "v", 0).Err(); err != nil {
+		t.Fatalf("SET: %v", err)
+	}
+	if err := s.Stop(); err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+	// The append-only file is where the relative path points from this process.
+	entries, err := os.ReadDir(filepath.Join(root, rel))
+	if err != nil || len(entries) == 0 {
+		t.Fatalf("data dir %s holds %v (%v), want the append-only files", filepath.Join(root, rel), entries, err)
+	}
+	if _, err := os.Stat(filepath.Join(root, rel, rel)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("%s exists: the relative dir was resolved twice", filepath.Join(root, rel, rel))
+	}
+
+	again := start(t, Config{Dir: rel})
+	if got, err := client(t, again).Get(ctx, "k").Result(); err != nil || got != "v" {
+		t.Errorf("after restart GET k = %q, %v; want v", got, err)
+	}
+}
