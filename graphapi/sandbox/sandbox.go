@@ -115,8 +115,9 @@ func (f *Faults) UnmarshalJSON(b []byte) error {
 	return err
 }
 
-// validate checks what a client may get wrong in PUT /_sandbox/faults.
-func (f *Faults) validate() error {
+// Validate reports probabilities and shares outside [0, 1] and a mix that cannot be
+// played (shares adding up past 1, a retryable code as the permanent one).
+func (f *Faults) Validate() error {
 	for name, p := range map[string]float64{"rate_limit": f.RateLimit, "server_error": f.ServerError,
 		"bad_gateway": f.BadGateway, "timeout": f.Timeout} {
 		if p < 0 || p > 1 {
@@ -823,7 +824,7 @@ func (s *Server) serveControl(w http.ResponseWriter, r *http.Request, parts []st
 			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid faults JSON: " + err.Error()})
 			return
 		}
-		if err := f.validate(); err != nil {
+		if err := f.Validate(); err != nil {
 			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid faults: " + err.Error()})
 			return
 		}
