@@ -59,6 +59,8 @@ type options struct {
 	out       string
 	command   string
 	keepGoing bool
+	faults    bool   // also measure the rows of faults.go
+	only      string // "faults": only those rows
 }
 
 func main() {
@@ -80,6 +82,8 @@ func run(ctx context.Context) error {
 	flag.StringVar(&o.binDir, "bin", "bin", "folder with the apiserver and worker binaries")
 	flag.StringVar(&o.out, "out", "docs/BENCHMARKS.md", "report file (empty = stdout only)")
 	flag.StringVar(&o.command, "command", "make bench", "the command recorded in the report")
+	flag.BoolVar(&o.faults, "faults", true, "also measure the fault rows: fault mix, incident mid-task, real limit below WHATSAPP_MAX_MPS")
+	flag.StringVar(&o.only, "only", "", `"faults": measure only the fault rows and rewrite only their section of -out`)
 	flag.Parse()
 	for _, w := range strings.Split(workers, ",") {
 		v, err := strconv.Atoi(strings.TrimSpace(w))
@@ -94,6 +98,9 @@ func run(ctx context.Context) error {
 		return err
 	}
 	defer b.stop()
+	if o.only == "faults" {
+		return b.runFaultsOnly(ctx, o)
+	}
 
 	var rows []row
 	for _, w := range o.workers {
@@ -117,12 +124,18 @@ func run(ctx context.Context) error {
 		sc = &scaleResult{small: small, large: large}
 		fmt.Println(sc.line())
 	}
+	faultsMD := ""
+	if o.faults {
+		if faultsMD, err = b.faultsSection(ctx, o); err != nil {
+			return err
+		}
+	}
 	hist, err := b.histories(ctx)
 	if err != nil {
 		return err
 	}
 	fmt.Printf("largest history: %d events; largest event: %d bytes; workflow runs: %d\n", hist.maxEvents, hist.maxEventBytes, hist.runs)
-	report := b.report(o, rows, sc, hist)
+	report := spliceSection(b.report(o, rows, sc, hist), faultsMD)
 	if o.out != "" {
 		if err := os.MkdirAll(filepath.Dir(o.out), 0o755); err != nil {
 			return err
@@ -151,6 +164,7 @@ type bench struct {
 	apiURL      string
 	peak        map[string]int64 // peak RSS per process role, in KiB
 	onTask      func(taskID string)
+	extraEnv    []string // appended to the processes' environment (later entries win)
 }
 
 func start(ctx context.Context, o options) (*bench, error) {
@@ -227,6 +241,7 @@ func (b *bench) startStack(ctx context.Context, w int) error {
 		// Meta's governor must not bind: the sandbox enforces no throughput limit here.
 		"WHATSAPP_MAX_MPS=1000000",
 	)
+	env = append(env, b.extraEnv...)
 	if b.worker, err = startProc(filepath.Join(b.binDir, "worker"), env); err != nil {
 		return err
 	}
