@@ -2,8 +2,10 @@
 // wagate uses). It validates payloads against Meta's documented rules and limits,
 // answers with Meta's success and error shapes and codes, enforces the per-number and
 // per-recipient rate limits, keeps uploaded media, sends signed status webhooks, and can
-// inject faults. It serves tests and benchmarks in process (Handler) and the dev stack as
-// the cmd/sandbox binary. It never contacts anything but the configured webhook URL.
+// play Meta's real world: injected faults, a deterministic per-recipient fault mix,
+// incident windows and a throughput limit changed at run time. It serves tests and
+// benchmarks in process (Handler) and the dev stack as the cmd/sandbox binary. It never
+// contacts anything but the configured webhook URL.
 package sandbox
 
 import (
@@ -302,8 +304,8 @@ func (s *Server) Stats() Stats {
 }
 
 // Reset zeroes the stats, the message log, duplicate detection, delivery counts, the
-// rate-limit windows, the FailFirst and Mix counts and the timeline. Faults, limits,
-// the incident window and media are kept.
+// rate-limit windows, the FailFirst and Mix counts, the timeline and an ended incident
+// window. Faults, limits, an open incident window and media are kept.
 func (s *Server) Reset() {
 	s.mu.Lock()
 	s.resetLocked()
@@ -327,6 +329,9 @@ func (s *Server) resetLocked() {
 	s.mixed = make(map[string]*mixState)
 	s.incRefused = 0
 	s.firstAfter = time.Time{}
+	if !time.Now().Before(s.incident.end) {
+		s.incident = incidentWindow{} // an ended window is forgotten, an open one goes on
+	}
 	s.timeline = nil
 	s.tlNext = 0
 }

@@ -466,3 +466,23 @@ func TestRecipientsAndRepeats(t *testing.T) {
 		t.Errorf("after Reset: %+v", st)
 	}
 }
+
+func TestResetAndIncident(t *testing.T) {
+	s, ts := strict(t)
+	s.StartIncident(time.Hour)
+	wantError(t, send(t, ts, textMsg(to, "x")), http.StatusServiceUnavailable, CodeServiceUnavailable, "")
+	s.Reset()
+	if inc := s.Incident(); !inc.Active || inc.Refused != 0 {
+		t.Errorf("after Reset during an incident: %+v, want it open with its count zeroed", inc)
+	}
+	s.EndIncident()
+	wantSuccess(t, send(t, ts, textMsg(to, "x")))
+	if inc := s.Incident(); inc.FirstAcceptAfter.IsZero() {
+		t.Errorf("first_accept_after not set: %+v", inc)
+	}
+	s.Reset()
+	wantSuccess(t, send(t, ts, textMsg(to, "x")))
+	if inc := s.Incident(); inc != (IncidentStatus{}) {
+		t.Errorf("after Reset an ended window is forgotten: got %+v", inc)
+	}
+}
