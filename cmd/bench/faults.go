@@ -355,13 +355,16 @@ func (b *bench) limitRow(ctx context.Context, p faultParams) (limitRow, error) {
 }
 
 // convergence is the time from the first second with a Graph call to the start of the
-// first second after which every loaded second stays within the limit (calls <= limit
-// + 5%). A second is loaded when at least 2*limit of the n recipients were still to be
+// first second after which every loaded second stays within the limit: calls <= limit
+// + 5% and fewer than 5% of them answered 130429 (a pause second, with few calls that
+// still hit the sliding window, is not within). A second is loaded when at least 2*limit of the n recipients were still to be
 // accepted as it began: the tail of a task, short of work, cannot go over the limit
 // and says nothing about the sender's rate. ok is false when the last loaded second
 // was over the limit.
 func convergence(secs []sandbox.Second, limit, n int) (time.Duration, bool) {
-	within := func(s sandbox.Second) bool { return float64(s.Calls) <= float64(limit)*1.05 }
+	within := func(s sandbox.Second) bool {
+		return float64(s.Calls) <= float64(limit)*1.05 && float64(s.RateLimited) < 0.05*float64(s.Calls)
+	}
 	var loaded []sandbox.Second
 	left := int64(n)
 	for _, s := range secs {
@@ -586,12 +589,12 @@ func faultsMarkdown(o options, mix mixRow, inc incidentRow, lim limitRow) string
 	var sb strings.Builder
 	w := func(format string, a ...any) { fmt.Fprintf(&sb, format, a...) }
 	w("%s\n## Meta's real world: everyday faults, an incident, a lower real limit\n\n", faultsBegin)
-	w("Reproduce with `%s` (every row) or `go run ./cmd/bench -only faults` (these rows only, spliced into\n", o.command)
-	w("this file). Measured %s on %d CPUs, sandbox latency %v.", time.Now().UTC().Format("2006-01-02 15:04 MST"), runtime.NumCPU(), o.latency)
+	w("Reproduce with `%s` (every row) or `make build && go run ./cmd/bench -only faults` (these rows only,\n", o.command)
+	w("spliced into this file; `-faults-quick` for a smaller look). Measured %s on %d CPUs, sandbox latency %v.", time.Now().UTC().Format("2006-01-02 15:04 MST"), runtime.NumCPU(), o.latency)
 	if *faultsQuick {
 		w(" **Quick run (-faults-quick): N/5 and a 10 s incident; not the figures of record.**")
 	}
-	w("\nThe sandbox plays Meta (`graphapi/sandbox`: a per-recipient fault mix, an incident window, a run-time\n")
+	w("\n\nThe sandbox plays Meta (`graphapi/sandbox`: a per-recipient fault mix, an incident window, a run-time\n")
 	w("throughput limit) and counts at the stand-in what was accepted, refused and repeated, recipient by\n")
 	w("recipient. Where there is a baseline, both columns ran one after the other in the same run against the\n")
 	w("same recipients, which meet the same faults: the mix is drawn per recipient from a seed.\n\n")
@@ -600,6 +603,8 @@ func faultsMarkdown(o options, mix mixRow, inc incidentRow, lim limitRow) string
 	w("1 s; permanent errors fail at once): a backoff holds its goroutine.\n")
 	w("(b) wagate: `POST /api/send-bulk` through the apiserver and worker processes (BULK_MAX_WORKERS=W), timed\n")
 	w("from the request to task-status answering SUCCESS.\n\n")
+	w("The targets are those of issue 8: a durable sender whose backoffs hold no slot should beat a pool that\n")
+	w("sleeps in place, ride out an incident without failing anyone, and learn the number's real limit.\n\n")
 
 	same := func(got []int) string {
 		if slices.Equal(got, mix.expected) {
@@ -640,7 +645,8 @@ func faultsMarkdown(o options, mix mixRow, inc incidentRow, lim limitRow) string
 
 	w("### Meta's real limit %d mps under WHATSAPP_MAX_MPS=%d (N=%d, W=%d)\n\n", lim.realMPS, lim.ceiling, lim.n, lim.w)
 	w("The sandbox holds the number at %d accepted sends in any 1 s and answers 130429 beyond. *Converged*: from the\n", lim.realMPS)
-	w("first Graph call to the first second after which every second stays within the limit (calls <= %d), among\n", lim.realMPS+lim.realMPS/20)
+	w("first Graph call to the first second after which every second stays within the limit (calls <= %d, fewer\n", lim.realMPS+lim.realMPS/20)
+	w("than 5%% of them answered 130429), among\n")
 	w("the seconds that began with at least %d recipients left (the tail of a task cannot go over the limit).\n\n", 2*lim.realMPS)
 	w("| | wagate | target |\n|---|---|---|\n")
 	w("| Graph calls answered 130429 | %d of %d: **%.1f%%** | < 5%% |\n", lim.throttled, lim.calls, 100*lim.share())
