@@ -124,18 +124,21 @@ func run(ctx context.Context) error {
 		sc = &scaleResult{small: small, large: large}
 		fmt.Println(sc.line())
 	}
-	faultsMD := ""
-	if o.faults {
-		if faultsMD, err = b.faultsSection(ctx, o); err != nil {
-			return err
-		}
-	}
 	hist, err := b.histories(ctx)
 	if err != nil {
 		return err
 	}
 	fmt.Printf("largest history: %d events; largest event: %d bytes; workflow runs: %d\n", hist.maxEvents, hist.maxEventBytes, hist.runs)
-	report := spliceSection(b.report(o, rows, sc, hist), faultsMD)
+	report := b.report(o, rows, sc, hist)
+	// After the histories and the report: those are the happy path's, which a faulty
+	// task's errors and memory would hide.
+	if o.faults {
+		md, err := b.faultsSection(ctx, o)
+		if err != nil {
+			return err
+		}
+		report = spliceSection(report, md)
+	}
 	if o.out != "" {
 		if err := os.MkdirAll(filepath.Dir(o.out), 0o755); err != nil {
 			return err
