@@ -127,8 +127,16 @@ func metaErr(code int, details string) *apiError {
 	if details == "" {
 		details = Title(code)
 	}
-	return &apiError{status: status, code: code, typ: "OAuthException", details: details}
+	e := &apiError{status: status, code: code, typ: "OAuthException", details: details}
+	if code == CodeRateLimit {
+		// Meta's documented 130429 example still carries this (deprecated) subcode.
+		e.subcode = rateLimitSubcode
+	}
+	return e
 }
+
+// rateLimitSubcode is the error_subcode of Meta's 130429 example answer.
+const rateLimitSubcode = 2494055
 
 // fieldErr is a payload violation on one field; details read "<title>: <path>: <problem>".
 func fieldErr(code int, path, problem string) *apiError {

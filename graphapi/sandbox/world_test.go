@@ -183,8 +183,8 @@ func TestSetMPSAtRunTime(t *testing.T) {
 			codes[i] = r.status
 			if r.status != http.StatusOK {
 				e := wantError(t, r, http.StatusBadRequest, CodeRateLimit, "throughput has been reached")
-				if e.Error.Message != "(#130429) Rate limit hit" {
-					t.Errorf("message %q", e.Error.Message)
+				if e.Error.Message != "(#130429) Rate limit hit" || e.Error.ErrorSubcode != 2494055 || e.Error.Type != "OAuthException" {
+					t.Errorf("message %q, subcode %d, type %q: want Meta's 130429 example", e.Error.Message, e.Error.ErrorSubcode, e.Error.Type)
 				}
 			}
 		})
