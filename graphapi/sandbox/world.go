@@ -254,15 +254,15 @@ func (m *Mix) validate() error {
 	if m.ServerErrorTimes < 0 || m.PairRateHold < 0 {
 		return fmt.Errorf("mix: server_error_times and pair_rate_hold must not be negative")
 	}
-	if c := m.PermanentCode; c != 0 && (c < 100 || codeClassIsTransient(c)) {
+	if c := m.PermanentCode; c != 0 && (c < 100 || retryableCode(c)) {
 		return fmt.Errorf("mix.permanent_code: %d is not a permanent WhatsApp error code", c)
 	}
 	return nil
 }
 
-// codeClassIsTransient reports the codes a client retries, which a permanent fault
-// must not use.
-func codeClassIsTransient(code int) bool {
+// retryableCode reports the codes a client retries (throttles and Meta-side trouble),
+// which a permanent fault must not use.
+func retryableCode(code int) bool {
 	switch code {
 	case CodeRateLimit, CodePairRateLimit, CodeGeneric, CodeUnknown, CodeServiceUnavailable, 131016, 133004, 131057, 4, 80007, 613:
 		return true

@@ -15,13 +15,7 @@ import (
 // control calls a /_sandbox route with a JSON body and decodes the answer into out.
 func control(t *testing.T, method, url, body string, out any) int {
 	t.Helper()
-	var rd *strings.Reader
-	if body != "" {
-		rd = strings.NewReader(body)
-	} else {
-		rd = strings.NewReader("")
-	}
-	r := do(t, method, url, "", rd, "application/json")
+	r := do(t, method, url, "", strings.NewReader(body), "application/json")
 	if out != nil && r.status == http.StatusOK {
 		if err := json.Unmarshal(r.body, out); err != nil {
 			t.Fatalf("%s %s: %v: %s", method, url, err, r.body)
