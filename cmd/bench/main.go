@@ -59,6 +59,8 @@ type options struct {
 	out       string
 	command   string
 	keepGoing bool
+	faults    bool   // also measure the rows of faults.go
+	only      string // "faults": only those rows
 }
 
 func main() {
@@ -80,6 +82,8 @@ func run(ctx context.Context) error {
 	flag.StringVar(&o.binDir, "bin", "bin", "folder with the apiserver and worker binaries")
 	flag.StringVar(&o.out, "out", "docs/BENCHMARKS.md", "report file (empty = stdout only)")
 	flag.StringVar(&o.command, "command", "make bench", "the command recorded in the report")
+	flag.BoolVar(&o.faults, "faults", true, "also measure the fault rows: fault mix, incident mid-task, real limit below WHATSAPP_MAX_MPS")
+	flag.StringVar(&o.only, "only", "", `"faults": measure only the fault rows and rewrite only their section of -out`)
 	flag.Parse()
 	for _, w := range strings.Split(workers, ",") {
 		v, err := strconv.Atoi(strings.TrimSpace(w))
@@ -94,6 +98,9 @@ func run(ctx context.Context) error {
 		return err
 	}
 	defer b.stop()
+	if o.only == "faults" {
+		return b.runFaultsOnly(ctx, o)
+	}
 
 	var rows []row
 	for _, w := range o.workers {
@@ -123,6 +130,15 @@ func run(ctx context.Context) error {
 	}
 	fmt.Printf("largest history: %d events; largest event: %d bytes; workflow runs: %d\n", hist.maxEvents, hist.maxEventBytes, hist.runs)
 	report := b.report(o, rows, sc, hist)
+	// After the histories and the report: those are the happy path's, which a faulty
+	// task's errors and memory would hide.
+	if o.faults {
+		md, err := b.faultsSection(ctx, o)
+		if err != nil {
+			return err
+		}
+		report = spliceSection(report, md)
+	}
 	if o.out != "" {
 		if err := os.MkdirAll(filepath.Dir(o.out), 0o755); err != nil {
 			return err
@@ -151,6 +167,7 @@ type bench struct {
 	apiURL      string
 	peak        map[string]int64 // peak RSS per process role, in KiB
 	onTask      func(taskID string)
+	extraEnv    []string // appended to the processes' environment (later entries win)
 }
 
 func start(ctx context.Context, o options) (*bench, error) {
@@ -227,6 +244,7 @@ func (b *bench) startStack(ctx context.Context, w int) error {
 		// Meta's governor must not bind: the sandbox enforces no throughput limit here.
 		"WHATSAPP_MAX_MPS=1000000",
 	)
+	env = append(env, b.extraEnv...)
 	if b.worker, err = startProc(filepath.Join(b.binDir, "worker"), env); err != nil {
 		return err
 	}

@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -21,12 +22,15 @@ import (
 
 // config is the sandbox's environment, parsed once.
 type config struct {
-	Addr          string        `env:"SANDBOX_ADDR" envDefault:":8081"`
-	PublicURL     string        `env:"SANDBOX_PUBLIC_URL"`
-	Latency       time.Duration `env:"SANDBOX_LATENCY" envDefault:"50ms"`
-	Jitter        time.Duration `env:"SANDBOX_JITTER"`
-	MPS           int           `env:"SANDBOX_MPS" envDefault:"80"`
-	PairBurst     int           `env:"SANDBOX_PAIR_BURST"`
+	Addr      string        `env:"SANDBOX_ADDR" envDefault:":8081"`
+	PublicURL string        `env:"SANDBOX_PUBLIC_URL"`
+	Latency   time.Duration `env:"SANDBOX_LATENCY" envDefault:"50ms"`
+	Jitter    time.Duration `env:"SANDBOX_JITTER"`
+	MPS       int           `env:"SANDBOX_MPS" envDefault:"80"`
+	PairBurst int           `env:"SANDBOX_PAIR_BURST"`
+	// Faults is the JSON of PUT /_sandbox/faults applied at start, for example a fault
+	// mix: {"mix": {"seed": 1, "server_error": 0.02, "pair_rate": 0.01, "permanent": 0.005}}.
+	Faults        string        `env:"SANDBOX_FAULTS"`
 	StatusDelay   time.Duration `env:"SANDBOX_STATUS_DELAY" envDefault:"200ms"`
 	WebhookURL    string        `env:"SANDBOX_WEBHOOK_URL"`
 	AppSecret     string        `env:"WHATSAPP_APP_SECRET"`
@@ -48,6 +52,15 @@ func run(ctx context.Context) error {
 	if err := env.Parse(&cfg); err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
+	var faults sandbox.Faults
+	if cfg.Faults != "" {
+		if err := json.Unmarshal([]byte(cfg.Faults), &faults); err != nil {
+			return fmt.Errorf("config: SANDBOX_FAULTS: %w", err)
+		}
+		if err := faults.Validate(); err != nil {
+			return fmt.Errorf("config: SANDBOX_FAULTS: %w", err)
+		}
+	}
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	sb := sandbox.New(sandbox.Options{
 		PhoneNumberID: cfg.PhoneNumberID,
@@ -63,6 +76,7 @@ func run(ctx context.Context) error {
 		Logger:        log,
 	})
 	defer sb.Close()
+	sb.SetFaults(faults)
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {

@@ -35,6 +35,7 @@ const (
 // titles are Meta's error titles, which also form the "(#code) title" message.
 var titles = map[int]string{
 	CodeUnknown:            "An unknown error occurred",
+	CodeServiceUnavailable: "Service temporarily unavailable",
 	CodeInvalidParameter:   "Invalid parameter",
 	CodeAccessToken:        "Invalid OAuth access token - Cannot parse access token",
 	CodeUnknownPath:        "Unknown path components",
@@ -92,6 +93,7 @@ type graphError struct {
 	Code         int        `json:"code"`
 	ErrorSubcode int        `json:"error_subcode,omitempty"`
 	ErrorData    *errorData `json:"error_data,omitempty"`
+	IsTransient  bool       `json:"is_transient,omitempty"` // Graph sets it on Meta-side trouble
 	FBTraceID    string     `json:"fbtrace_id"`
 }
 
@@ -108,6 +110,8 @@ type apiError struct {
 	subcode int
 	message string // overrides "(#code) title" when set (Graph-level errors)
 	details string
+	// transient marks Meta-side trouble a retry may get past (Graph's is_transient).
+	transient bool
 }
 
 // metaErr builds the usual WhatsApp error: HTTP 400 (500 for the server-side codes),
@@ -123,8 +127,16 @@ func metaErr(code int, details string) *apiError {
 	if details == "" {
 		details = Title(code)
 	}
-	return &apiError{status: status, code: code, typ: "OAuthException", details: details}
+	e := &apiError{status: status, code: code, typ: "OAuthException", details: details}
+	if code == CodeRateLimit {
+		// Meta's documented 130429 example still carries this (deprecated) subcode.
+		e.subcode = rateLimitSubcode
+	}
+	return e
 }
+
+// rateLimitSubcode is the error_subcode of Meta's 130429 example answer.
+const rateLimitSubcode = 2494055
 
 // fieldErr is a payload violation on one field; details read "<title>: <path>: <problem>".
 func fieldErr(code int, path, problem string) *apiError {
@@ -171,6 +183,7 @@ func (e *apiError) body() graphError {
 		Code:         e.code,
 		ErrorSubcode: e.subcode,
 		ErrorData:    &errorData{MessagingProduct: "whatsapp", Details: e.details},
+		IsTransient:  e.transient,
 		FBTraceID:    traceID(),
 	}
 }

@@ -2,8 +2,10 @@
 // wagate uses). It validates payloads against Meta's documented rules and limits,
 // answers with Meta's success and error shapes and codes, enforces the per-number and
 // per-recipient rate limits, keeps uploaded media, sends signed status webhooks, and can
-// inject faults. It serves tests and benchmarks in process (Handler) and the dev stack as
-// the cmd/sandbox binary. It never contacts anything but the configured webhook URL.
+// play Meta's real world: injected faults, a deterministic per-recipient fault mix,
+// incident windows and a throughput limit changed at run time. It serves tests and
+// benchmarks in process (Handler) and the dev stack as the cmd/sandbox binary. It never
+// contacts anything but the configured webhook URL.
 package sandbox
 
 import (
@@ -83,6 +85,8 @@ type Faults struct {
 	// FailFirst maps recipient digits to how many initial sends to them are answered with
 	// a retryable 131000 (HTTP 500) before they succeed.
 	FailFirst map[string]int `json:"fail_first,omitempty"`
+	// Mix draws faults per recipient, deterministically from its seed (see Mix).
+	Mix *Mix `json:"mix,omitempty"`
 }
 
 type faultsJSON Faults
@@ -108,27 +112,39 @@ func (f *Faults) UnmarshalJSON(b []byte) error {
 		return err
 	}
 	*f = Faults(w.faultsJSON)
-	switch d := w.TimeoutDelay.(type) {
-	case nil:
-	case string:
-		v, err := time.ParseDuration(d)
-		if err != nil {
-			return fmt.Errorf("timeout_delay: %w", err)
+	d, err := wireDuration("timeout_delay", w.TimeoutDelay)
+	f.TimeoutDelay = d
+	return err
+}
+
+// Validate reports probabilities and shares outside [0, 1] and a mix that cannot be
+// played (shares adding up past 1, a retryable code as the permanent one).
+func (f *Faults) Validate() error {
+	for name, p := range map[string]float64{"rate_limit": f.RateLimit, "server_error": f.ServerError,
+		"bad_gateway": f.BadGateway, "timeout": f.Timeout} {
+		if p < 0 || p > 1 {
+			return fmt.Errorf("%s: %v is not a probability in [0, 1]", name, p)
 		}
-		f.TimeoutDelay = v
-	case float64:
-		f.TimeoutDelay = time.Duration(d)
-	default:
-		return fmt.Errorf("timeout_delay: want a duration string or nanoseconds")
+	}
+	if f.Mix != nil {
+		return f.Mix.validate()
 	}
 	return nil
 }
 
 // Stats counts what the sandbox did since it started or was last Reset.
 type Stats struct {
-	Accepted       int64 `json:"accepted"`        // sends answered 200 (duplicates included)
-	Rejected       int64 `json:"rejected"`        // sends answered with an error
-	Duplicates     int64 `json:"duplicates"`      // accepted sends identical to an earlier accepted one
+	Accepted   int64 `json:"accepted"`   // sends answered 200 (duplicates included)
+	Rejected   int64 `json:"rejected"`   // sends answered with an error
+	Duplicates int64 `json:"duplicates"` // accepted sends identical to an earlier accepted one
+	// Recipients counts distinct recipients with at least one accepted send; Repeats the
+	// accepted sends to a recipient who already had one. For one message per recipient,
+	// a lost recipient is one missing from Recipients and Repeats counts duplicates.
+	Recipients int64 `json:"recipients"`
+	Repeats    int64 `json:"repeats"`
+	// Throttled counts the 130429 answers of the enforced per-number limit (Limits.MPS);
+	// ByCode[130429] also has those of the rate_limit fault.
+	Throttled      int64 `json:"throttled"`
 	Uploads        int64 `json:"uploads"`         // media uploads stored
 	MediaGets      int64 `json:"media_gets"`      // GET /{media-id} answered
 	WebhooksSent   int64 `json:"webhooks_sent"`   // statuses posted and answered 200
@@ -140,6 +156,9 @@ type Stats struct {
 	ByCode map[int]int64 `json:"by_code"`
 	// MaxInFlight is the highest number of concurrent /messages requests seen.
 	MaxInFlight int64 `json:"max_in_flight"`
+	// Limits in force, and the current or last incident window.
+	Limits   Limits         `json:"limits"`
+	Incident IncidentStatus `json:"incident"`
 }
 
 type logEntry struct {
@@ -194,6 +213,14 @@ type Server struct {
 	pair       map[string]*window // per recipient digits
 	pairSwept  int64
 	failed     map[string]int // FailFirst answers given per recipient
+	mixed      map[string]*mixState
+	mpsLimit   int
+	pairBurst  int
+	incident   incidentWindow
+	incRefused int64
+	firstAfter time.Time
+	timeline   []Second // ring of the last timelineSize seconds with a send
+	tlNext     int
 }
 
 // New builds a Server. When opts.WebhookURL is set it starts the webhook senders; Close
@@ -215,6 +242,9 @@ func New(opts Options) *Server {
 		urlKey: key,
 		seed:   maphash.MakeSeed(),
 		media:  newMediaStore(maxMediaBytes),
+
+		mpsLimit:  max(opts.MPS, 0),
+		pairBurst: max(opts.PairBurst, 0),
 	}
 	s.SetPublicURL(opts.PublicURL)
 	s.faults.Store(&Faults{})
@@ -240,11 +270,12 @@ func (s *Server) SetPublicURL(u string) {
 	s.publicURL.Store(&u)
 }
 
-// SetFaults replaces the injected faults and restarts the FailFirst counts.
+// SetFaults replaces the injected faults and restarts the FailFirst and Mix counts.
 func (s *Server) SetFaults(f Faults) {
 	s.faults.Store(&f)
 	s.mu.Lock()
 	s.failed = make(map[string]int)
+	s.mixed = make(map[string]*mixState)
 	s.mu.Unlock()
 }
 
@@ -260,6 +291,9 @@ func (s *Server) Stats() Stats {
 	for k, v := range s.stats.ByCode {
 		st.ByCode[k] = v
 	}
+	st.Recipients = int64(len(s.deliveries))
+	st.Limits = Limits{MPS: s.mpsLimit, PairBurst: s.pairBurst}
+	st.Incident = s.incidentLocked(time.Now())
 	s.mu.Unlock()
 	st.MaxInFlight = s.maxInFlight.Load()
 	if s.hooks != nil {
@@ -270,7 +304,8 @@ func (s *Server) Stats() Stats {
 }
 
 // Reset zeroes the stats, the message log, duplicate detection, delivery counts, the
-// rate-limit windows and the FailFirst counts. Faults and media are kept.
+// rate-limit windows, the FailFirst and Mix counts, the timeline and an ended incident
+// window. Faults, limits, an open incident window and media are kept.
 func (s *Server) Reset() {
 	s.mu.Lock()
 	s.resetLocked()
@@ -291,6 +326,14 @@ func (s *Server) resetLocked() {
 	s.mps = make(map[string]*window)
 	s.pair = make(map[string]*window)
 	s.failed = make(map[string]int)
+	s.mixed = make(map[string]*mixState)
+	s.incRefused = 0
+	s.firstAfter = time.Time{}
+	if !time.Now().Before(s.incident.end) {
+		s.incident = incidentWindow{} // an ended window is forgotten, an open one goes on
+	}
+	s.timeline = nil
+	s.tlNext = 0
 }
 
 // Messages returns the accepted payloads for one recipient (any format; compared by
@@ -343,6 +386,12 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	if isVersion(parts[0]) {
 		parts = parts[1:]
+	}
+	isSend := len(parts) == 2 && parts[1] == "messages" && r.Method == http.MethodPost
+	if e := s.inIncident(false); e != nil && !isSend {
+		// Meta is down for every Graph call; a send is answered after its latency.
+		writeError(w, e)
+		return
 	}
 	var e *apiError
 	switch {
@@ -506,7 +555,9 @@ func (s *Server) handleSend(w http.ResponseWriter, r *http.Request, pnid string)
 		return nil // the client is gone: nothing was accepted, nothing to answer
 	}
 	var e *apiError
-	if err != nil {
+	if ie := s.inIncident(true); ie != nil {
+		e = ie
+	} else if err != nil {
 		e = fieldErr(CodeInvalidParameter, "body", "unreadable or larger than 1 MB")
 	} else {
 		e = s.send(w, r, pnid, body)
@@ -521,6 +572,7 @@ func (s *Server) reject(code int) {
 	s.mu.Lock()
 	s.stats.Rejected++
 	s.stats.ByCode[code]++
+	s.tickLocked(time.Now(), false, code)
 	s.mu.Unlock()
 }
 
@@ -612,34 +664,43 @@ type sentMessage struct {
 	MessageStatus string `json:"message_status,omitempty"`
 }
 
-// accept applies FailFirst and the rate limits, then records the message. All under one
-// lock: a rejected send consumes no quota.
+// accept applies FailFirst, the fault mix and the rate limits, then records the
+// message. All under one lock, and the clock is read under it so that the windows see
+// times in order: a rejected send consumes no quota, and no more than the limit is ever
+// accepted in any 1 s window.
 func (s *Server) accept(req *sendRequest, pnid string, body []byte, f *Faults) *apiError {
 	hash := s.hash(req)
-	now := int64(time.Since(s.start)) + 1
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	wall := time.Now()
+	now := int64(wall.Sub(s.start)) + 1
 	if limit := f.FailFirst[req.digits]; s.failed[req.digits] < limit {
 		s.failed[req.digits]++
 		return metaErr(CodeGeneric, "")
 	}
+	if f.Mix != nil {
+		if e := s.mixLocked(f.Mix, req.digits, now); e != nil {
+			return e
+		}
+	}
 	var pw, mw *window
-	if s.opts.PairBurst > 0 {
+	if s.pairBurst > 0 {
 		if pw = s.pair[req.digits]; pw == nil {
 			s.sweepPairs(now)
-			pw = newWindow(s.opts.PairBurst)
+			pw = newWindow(s.pairBurst)
 			s.pair[req.digits] = pw
 		}
 		if !pw.fits(now, int64(pairWindow)) {
 			return metaErr(CodePairRateLimit, "")
 		}
 	}
-	if s.opts.MPS > 0 {
+	if s.mpsLimit > 0 {
 		if mw = s.mps[pnid]; mw == nil {
-			mw = newWindow(s.opts.MPS)
+			mw = newWindow(s.mpsLimit)
 			s.mps[pnid] = mw
 		}
 		if !mw.fits(now, int64(mpsWindow)) {
+			s.stats.Throttled++
 			return metaErr(CodeRateLimit, "")
 		}
 	}
@@ -659,7 +720,12 @@ func (s *Server) accept(req *sendRequest, pnid string, body []byte, f *Faults) *
 		}
 		s.dups[hash] = struct{}{}
 	}
+	if s.deliveries[req.digits] > 0 {
+		s.stats.Repeats++
+	}
 	s.deliveries[req.digits]++
+	s.noteAcceptedLocked(wall)
+	s.tickLocked(wall, true, 0)
 	e := logEntry{to: req.digits, payload: json.RawMessage(body)}
 	if len(s.msgLog) < messageLogSize {
 		s.msgLog = append(s.msgLog, e)
@@ -763,8 +829,25 @@ func (s *Server) serveControl(w http.ResponseWriter, r *http.Request, parts []st
 			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid faults JSON: " + err.Error()})
 			return
 		}
+		if err := f.Validate(); err != nil {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid faults: " + err.Error()})
+			return
+		}
 		s.SetFaults(f)
 		writeJSON(w, http.StatusOK, f)
+	case route == "GET incident":
+		writeJSON(w, http.StatusOK, s.Incident())
+	case route == "PUT incident":
+		s.putIncident(w, r)
+	case route == "DELETE incident":
+		s.EndIncident()
+		writeJSON(w, http.StatusOK, s.Incident())
+	case route == "GET limits":
+		writeJSON(w, http.StatusOK, s.Limits())
+	case route == "PUT limits":
+		s.putLimits(w, r)
+	case route == "GET timeline":
+		writeJSON(w, http.StatusOK, map[string][]Second{"seconds": s.Timeline()})
 	case route == "GET messages":
 		to := r.URL.Query().Get("to")
 		msgs := s.Messages(to)
@@ -777,4 +860,43 @@ func (s *Server) serveControl(w http.ResponseWriter, r *http.Request, parts []st
 	default:
 		http.NotFound(w, r)
 	}
+}
+
+// putIncident answers PUT /_sandbox/incident {"seconds": 30}: an incident window from
+// now for that long (0 ends the current one).
+func (s *Server) putIncident(w http.ResponseWriter, r *http.Request) {
+	var in struct {
+		Seconds *float64 `json:"seconds"`
+	}
+	dec := json.NewDecoder(io.LimitReader(r.Body, 1<<16))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&in); err != nil || in.Seconds == nil || *in.Seconds < 0 || *in.Seconds > 86400 {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": `want {"seconds": n} with 0 <= n <= 86400`})
+		return
+	}
+	s.StartIncident(time.Duration(*in.Seconds * float64(time.Second)))
+	writeJSON(w, http.StatusOK, s.Incident())
+}
+
+// putLimits answers PUT /_sandbox/limits {"mps": 20, "pair_burst": 45}; a field left
+// out keeps its value, 0 lifts that limit.
+func (s *Server) putLimits(w http.ResponseWriter, r *http.Request) {
+	var in struct {
+		MPS       *int `json:"mps"`
+		PairBurst *int `json:"pair_burst"`
+	}
+	dec := json.NewDecoder(io.LimitReader(r.Body, 1<<16))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&in); err != nil || (in.MPS != nil && (*in.MPS < 0 || *in.MPS > 1_000_000)) ||
+		(in.PairBurst != nil && (*in.PairBurst < 0 || *in.PairBurst > 1_000_000)) {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": `want {"mps": n, "pair_burst": n} with 0 <= n <= 1000000`})
+		return
+	}
+	if in.MPS != nil {
+		s.SetMPS(*in.MPS)
+	}
+	if in.PairBurst != nil {
+		s.SetPairBurst(*in.PairBurst)
+	}
+	writeJSON(w, http.StatusOK, s.Limits())
 }
