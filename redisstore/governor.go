@@ -33,8 +33,10 @@ const (
 )
 
 // The increase, in governorLua: each clean second halves the distance to 95% of the
-// last refused rate (at least 1% of the ceiling a second), and above that it adds 1%
-// of the ceiling a second (0.8 mps/s at the default 80).
+// last refused rate (at least 1% of the ceiling a second); above that it adds k% of the
+// ceiling in the k-th clean second (0.8, 1.6, 2.4 ... mps at the default 80), so that it
+// probes gently just above the limit last seen but still finds a much higher one (the
+// number's tier was raised, or the refusal was another sender's burst) within seconds.
 
 // Governor limits the sends of one business phone number to a rate shared by every
 // task, worker and replica, because Meta counts them together. Its state is two Redis
@@ -75,6 +77,7 @@ local function rate_state(rateKey, now, ceiling)
   if n >= 1 then
     local step = ceiling * 0.01
     if step < 0.1 then step = 0.1 end
+    local above = tonumber(redis.call('HGET', rateKey, 'above') or '0') or 0
     for i = 1, math.min(n, 1000) do
       if rate >= ceiling then break end
       local target = wmax * 0.95
@@ -83,13 +86,14 @@ local function rate_state(rateKey, now, ceiling)
         if d < step then d = step end
         rate = rate + d
       else
-        rate = rate + step
+        above = above + 1
+        rate = rate + step * above
       end
     end
     if rate > ceiling then rate = ceiling end
     stamp = stamp + n * 1000000
     redis.call('HSET', rateKey, 'rate', string.format('%.4f', rate), 'wmax', string.format('%.4f', wmax),
-      'stamp', string.format('%.0f', stamp), 'cut', string.format('%.0f', cut))
+      'stamp', string.format('%.0f', stamp), 'cut', string.format('%.0f', cut), 'above', above)
   elseif not h[3] then
     redis.call('HSET', rateKey, 'rate', string.format('%.4f', rate), 'wmax', string.format('%.4f', wmax),
       'stamp', string.format('%.0f', stamp), 'cut', '0')
@@ -98,6 +102,17 @@ local function rate_state(rateKey, now, ceiling)
 end
 local function reserve(tatKey, rateKey, now, ceiling)
   local rate = rate_state(rateKey, now, ceiling)
+  -- Count the slots handed out per second: a cut starts from what was really sent,
+  -- which may be far below a high ceiling.
+  local w = redis.call('HMGET', rateKey, 'win', 'n')
+  local win, n = tonumber(w[1] or '0') or 0, tonumber(w[2] or '0') or 0
+  if now - win >= 1000000 then
+    local prev = 0
+    if now - win < 2000000 then prev = n end
+    redis.call('HSET', rateKey, 'win', string.format('%.0f', now), 'n', 1, 'prev', prev)
+  else
+    redis.call('HINCRBY', rateKey, 'n', 1)
+  end
   local interval = math.floor(1000000 * 1.05 / rate)
   local tat = tonumber(redis.call('GET', tatKey) or '0')
   if tat < now then tat = now end
@@ -129,8 +144,10 @@ return tat - now
 `)
 
 // governorCut lowers the rate after a 130429: KEYS = {slot, rate}, ARGV = {ceiling,
-// factor, window µs, floor}. At most once per window it remembers the refused rate and
-// multiplies the rate by factor; any 130429 restarts the clean second. It returns
+// factor, window µs, floor}. At most once per window it remembers the refused rate
+// (the rate, or what was really sent in the last second when that is less: under a
+// ceiling far above Meta's limit, cutting the ceiling would take many windows to matter)
+// and multiplies it by factor; any 130429 restarts the clean second. It returns
 // {1 when it cut, rate m-mps}.
 var governorCut = redis.NewScript(governorLua + `
 local now = redis_now()
@@ -138,6 +155,15 @@ local ceiling = tonumber(ARGV[1])
 local rate, wmax, stamp, cut = rate_state(KEYS[2], now, ceiling)
 local did = 0
 if now - cut >= tonumber(ARGV[3]) then
+  local w = redis.call('HMGET', KEYS[2], 'win', 'n', 'prev')
+  local win, n, prev = tonumber(w[1] or '0') or 0, tonumber(w[2] or '0') or 0, tonumber(w[3] or '0') or 0
+  local sent = prev
+  if now - win >= 1000000 then
+    if now - win < 2000000 then sent = n else sent = 0 end
+  elseif n > sent then
+    sent = n
+  end
+  if sent >= 1 and sent < rate then rate = sent end
   wmax = rate
   rate = rate * tonumber(ARGV[2])
   if rate < tonumber(ARGV[4]) then rate = tonumber(ARGV[4]) end
@@ -146,6 +172,7 @@ if now - cut >= tonumber(ARGV[3]) then
 end
 redis.call('HSET', KEYS[2], 'rate', string.format('%.4f', rate), 'wmax', string.format('%.4f', wmax),
   'stamp', string.format('%.0f', now), 'cut', string.format('%.0f', cut))
+if did == 1 then redis.call('HSET', KEYS[2], 'above', 0) end
 return {did, math.floor(rate * 1000)}
 `)
 

@@ -13,7 +13,13 @@ func TestGovernorCutsOncePerWindowAndRecoversAdditively(t *testing.T) {
 	if _, rate, err := ga.Reserve(ctx); err != nil || rate != 80 {
 		t.Fatalf("first rate = %v (%v), want the ceiling 80", rate, err)
 	}
-	// A burst of 130429 from both replicas within a window: one cut.
+	// A second at the full rate, then a burst of 130429 from both replicas within a
+	// window: one cut.
+	for range 80 {
+		if _, _, err := gb.Reserve(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
 	cuts := 0
 	for _, g := range []*Governor{ga, gb, ga, gb, ga} {
 		cut, _, err := g.Throttled(ctx)

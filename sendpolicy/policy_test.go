@@ -266,7 +266,13 @@ func TestThrottledLowersTheSharedRateOncePerWindow(t *testing.T) {
 	a := New(redisstore.New(rdb, ""), "1065", 80, fastOptions(), nil)
 	b := New(redisstore.New(rdb, ""), "1065", 80, fastOptions(), nil)
 	ctx := context.Background()
-	// Two replicas see 130429 at the same moment: one cut.
+	// A second of sends at the ceiling (slots taken without waiting for them) ...
+	for range 80 {
+		if _, _, err := a.b.Governor().Reserve(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// ... then two replicas see 130429 at the same moment: one cut.
 	for _, p := range []*Policy{a, b, a, b} {
 		pm, err := p.Acquire(ctx)
 		if err != nil {
