@@ -33,10 +33,11 @@ const (
 )
 
 // The increase, in governorLua: each clean second halves the distance to 95% of the
-// last refused rate (at least 1% of the ceiling a second); above that it adds k% of the
-// ceiling in the k-th clean second (0.8, 1.6, 2.4 ... mps at the default 80), so that it
-// probes gently just above the limit last seen but still finds a much higher one (the
-// number's tier was raised, or the refusal was another sender's burst) within seconds.
+// last refused rate (at least 1% of the ceiling a second); above that it adds 1% of the
+// ceiling a second (0.8 mps at the default 80) for three seconds and then k% in the
+// (k+3)-th, so that it probes gently just above the limit last seen but still finds a
+// much higher one (the number's tier was raised, or the refusal was another sender's
+// burst) within seconds.
 
 // Governor limits the sends of one business phone number to a rate shared by every
 // task, worker and replica, because Meta counts them together. Its state is two Redis
@@ -87,7 +88,9 @@ local function rate_state(rateKey, now, ceiling)
         rate = rate + d
       else
         above = above + 1
-        rate = rate + step * above
+        local k = above - 3
+        if k < 1 then k = 1 end
+        rate = rate + step * k
       end
     end
     if rate > ceiling then rate = ceiling end
@@ -147,28 +150,49 @@ return tat - now
 // factor, window µs, floor}. At most once per window it remembers the refused rate
 // (the rate, or what was really sent in the last second when that is less: under a
 // ceiling far above Meta's limit, cutting the ceiling would take many windows to matter)
-// and multiplies it by factor; any 130429 restarts the clean second. It returns
+// and multiplies it by factor, but not below 95% of what Meta accepted in the last
+// whole second (ARGV[5], counted by the reporting process), which Meta's limit is at
+// least: the cut that finds the limit is deep, the ones that keep the rate at it are
+// shallow. Any 130429 restarts the clean second. It returns
 // {1 when it cut, rate m-mps}.
 var governorCut = redis.NewScript(governorLua + `
 local now = redis_now()
 local ceiling = tonumber(ARGV[1])
 local rate, wmax, stamp, cut = rate_state(KEYS[2], now, ceiling)
 local did = 0
+local w = redis.call('HMGET', KEYS[2], 'win', 'n', 'prev')
+local win, n, prev = tonumber(w[1] or '0') or 0, tonumber(w[2] or '0') or 0, tonumber(w[3] or '0') or 0
 if now - cut >= tonumber(ARGV[3]) then
-  local w = redis.call('HMGET', KEYS[2], 'win', 'n', 'prev')
-  local win, n, prev = tonumber(w[1] or '0') or 0, tonumber(w[2] or '0') or 0, tonumber(w[3] or '0') or 0
-  local sent = prev
+  -- What was sent in the last whole second (or this one, in the first second).
+  local sent = 0
   if now - win >= 1000000 then
-    if now - win < 2000000 then sent = n else sent = 0 end
-  elseif n > sent then
+    if now - win < 2000000 then sent = n end
+  elseif prev > 0 then
+    sent = prev
+  else
     sent = n
   end
   if sent >= 1 and sent < rate then rate = sent end
   wmax = rate
   rate = rate * tonumber(ARGV[2])
+  -- Meta's limit is at least what it accepted in the last whole second (ARGV[5], as
+  -- the reporting process counted it).
+  local floor = tonumber(ARGV[5]) * 0.95 * 1.05
+  if floor > wmax * 0.95 then floor = wmax * 0.95 end
+  if rate < floor then rate = floor end
   if rate < tonumber(ARGV[4]) then rate = tonumber(ARGV[4]) end
   cut = now
   did = 1
+  -- The slots handed out so far were spaced for the refused rate: the next slot is
+  -- one new interval from now, and their holders take new ones (sendpolicy does).
+  local tat = now + math.floor(1000000 * 1.05 / rate)
+  if prev == 0 and now - win < 1000000 then
+    -- Sending started less than a second ago and Meta already refuses: everything it
+    -- accepted is in its current second, so nothing more can pass before that second
+    -- is over. Wait for it instead of collecting refusals.
+    tat = win + 1000000
+  end
+  redis.call('SET', KEYS[1], string.format('%.0f', tat), 'PX', math.floor((tat - now) / 1000) + 1000)
 end
 redis.call('HSET', KEYS[2], 'rate', string.format('%.4f', rate), 'wmax', string.format('%.4f', wmax),
   'stamp', string.format('%.0f', now), 'cut', string.format('%.0f', cut))
@@ -228,15 +252,20 @@ func (g *Governor) SlowDown(ctx context.Context, d time.Duration) error {
 }
 
 // Throttled tells the governor that Meta answered 130429 (too many messages for the
-// number). The shared rate is cut to GovernorCut of itself, at most once per
-// GovernorCutWindow however many processes report; cut says whether this call cut it,
-// rate is the rate after the call.
-func (g *Governor) Throttled(ctx context.Context) (cut bool, rate float64, err error) {
+// number). The shared rate is cut to GovernorCut of itself (see governorCut for its
+// floor), at most once per GovernorCutWindow however many processes report; cut says
+// whether this call cut it, rate is the rate after the call. A cut restarts the slots
+// at the new spacing from now: callers holding a slot reserved before it should take a
+// new one.
+//
+// accepted is how many sends Meta accepted in the last whole second, as far as the
+// caller knows (0: unknown); the cut does not go below 95% of it.
+func (g *Governor) Throttled(ctx context.Context, accepted int) (cut bool, rate float64, err error) {
 	if g.ceiling <= 0 {
 		return false, 0, nil
 	}
 	v, err := governorCut.Run(ctx, g.s.rdb, []string{g.key, g.rateKey}, g.ceiling, GovernorCut,
-		GovernorCutWindow.Microseconds(), governorFloor).Int64Slice()
+		GovernorCutWindow.Microseconds(), governorFloor, max(accepted, 0)).Int64Slice()
 	if err != nil || len(v) != 2 {
 		return false, 0, fmt.Errorf("redis: lower send rate: %w", err)
 	}

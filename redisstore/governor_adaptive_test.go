@@ -22,7 +22,7 @@ func TestGovernorCutsOncePerWindowAndRecoversAdditively(t *testing.T) {
 	}
 	cuts := 0
 	for _, g := range []*Governor{ga, gb, ga, gb, ga} {
-		cut, _, err := g.Throttled(ctx)
+		cut, _, err := g.Throttled(ctx, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -47,28 +47,54 @@ func TestGovernorCutsOncePerWindowAndRecoversAdditively(t *testing.T) {
 	// A 130429 inside the window cuts nothing but restarts the clean second, so the
 	// next window's cut starts from 56, not from a raised rate.
 	time.Sleep(GovernorCutWindow / 2)
-	if cut, _, _ := ga.Throttled(ctx); cut {
+	if cut, _, _ := ga.Throttled(ctx, 0); cut {
 		t.Fatal("second cut within one window")
 	}
 	time.Sleep(GovernorCutWindow/2 + 50*time.Millisecond)
-	if cut, rate, _ := gb.Throttled(ctx); !cut || rate < 39.19 || rate > 39.21 {
-		t.Fatalf("cut in the next window = %v, rate %v; want 39.2", cut, rate)
+	// The next cut multiplies by 0.7, but not below 95% of what Meta accepted in the
+	// last whole second (76 of 82 sends, as the reporter counted them) nor above 95% of
+	// the refused rate: 53.2.
+	if cut, rate, _ := gb.Throttled(ctx, 76); !cut || rate < 53.19 || rate > 53.21 {
+		t.Fatalf("cut in the next window = %v, rate %v; want 53.2", cut, rate)
 	}
-	// Clean seconds raise it: quickly toward 95% of the refused rate 56 (53.2).
+	// Clean seconds raise it additively, 1% of the ceiling a second above 95% of the
+	// refused rate: 53.2 -> 54.0 -> 54.8.
 	time.Sleep(2100 * time.Millisecond)
 	_, r2, _ := ga.Reserve(ctx)
-	// 39.2 -> 46.2 -> 49.7 after two clean seconds.
-	if r2 < 49.6 || r2 > 49.8 {
-		t.Errorf("rate after two clean seconds = %v, want 49.7", r2)
+	if r2 < 54.79 || r2 > 54.81 {
+		t.Errorf("rate after two clean seconds = %v, want 54.8", r2)
 	}
 	// The learned rate is Redis's: a new replica (or a restart) sees it.
 	c := New(b.Client(), "")
 	st, err = c.Governor("1065", 80).State(ctx)
-	if err != nil || st.Rate < 49.6 || st.Rate > 49.8 {
-		t.Errorf("a fresh store reads rate %v (%v), want the learned 49.7", st.Rate, err)
+	if err != nil || st.Rate < 54.79 || st.Rate > 54.81 {
+		t.Errorf("a fresh store reads rate %v (%v), want the learned 54.8", st.Rate, err)
 	}
 	// A lower ceiling (WHATSAPP_MAX_MPS changed) caps it at once.
 	if _, r, _ := c.Governor("1065", 20).Reserve(ctx); r != 20 {
 		t.Errorf("rate under a ceiling of 20 = %v", r)
+	}
+}
+
+func TestGovernorCutsDeepWhenMetaAcceptedLittle(t *testing.T) {
+	a, _ := twoReplicas(t)
+	ctx := context.Background()
+	g := a.Governor("3", 80)
+	for range 80 {
+		g.Reserve(ctx)
+	}
+	g.Throttled(ctx, 0) // 80 -> 56
+	time.Sleep(GovernorCutWindow + 50*time.Millisecond)
+	// A whole second in which every send was refused: the floor is 0, the cut is x0.7
+	// of what was sent (40).
+	for range 40 {
+		g.Reserve(ctx)
+	}
+	for range 40 {
+		g.Throttled(ctx, 0)
+	}
+	time.Sleep(GovernorCutWindow + 50*time.Millisecond)
+	if cut, rate, _ := g.Throttled(ctx, 0); !cut || rate < 27.99 || rate > 28.01 {
+		t.Errorf("cut after a refused second = %v, %v; want 0.7 x 40 sent = 28", cut, rate)
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/wagate/wagate/graphapi"
@@ -84,6 +85,13 @@ type Policy struct {
 	opts Options
 	log  *slog.Logger
 
+	// cuts counts the rate cuts this process made: a send slot reserved before a cut was
+	// spaced for the old rate, so its holder takes a new one.
+	cuts atomic.Int64
+	// accepted counts the sends Meta accepted per second (this process's), for the
+	// floor of a rate cut: [0] the second, [1] its count, [2] the previous second's.
+	accepted [3]atomic.Int64
+
 	mu       sync.Mutex
 	waiting  redisstore.FailureKind // what this process last saw the breaker open for; "" closed
 	since    time.Time
@@ -133,6 +141,7 @@ func (p *Policy) TryAcquire(ctx context.Context) (*Permit, error) {
 
 func (p *Policy) acquire(ctx context.Context, wait bool) (*Permit, error) {
 	for {
+		cuts := p.cuts.Load()
 		a, err := p.b.Admit(ctx)
 		if err != nil {
 			return nil, err
@@ -147,6 +156,10 @@ func (p *Policy) acquire(ctx context.Context, wait bool) (*Permit, error) {
 			if err := sleep(ctx, a.Wait); err != nil {
 				pm.Abandon()
 				return nil, err
+			}
+			if !pm.Probe && p.cuts.Load() != cuts {
+				// The slot was reserved at the rate Meta just refused.
+				continue
 			}
 			return pm, nil
 		}
@@ -184,6 +197,8 @@ func (pm *Permit) Done(ctx context.Context, err error) Outcome {
 	o := Outcome{Err: err, Class: graphapi.Classify(err)}
 	kind := redisstore.OutcomeOK
 	switch o.Class {
+	case 0:
+		pm.p.countAccepted()
 	case graphapi.ClassRetryable:
 		kind = redisstore.OutcomeUnavailable
 	case graphapi.ClassAuth:
@@ -231,13 +246,47 @@ func (pm *Permit) Abandon() {
 	_, _ = pm.p.b.Report(ctx, redisstore.OutcomeAbandoned, pm.token, 0, "")
 }
 
+// countAccepted notes one send Meta accepted.
+func (p *Policy) countAccepted() {
+	now := time.Now().Unix()
+	for {
+		sec := p.accepted[0].Load()
+		if sec == now {
+			p.accepted[1].Add(1)
+			return
+		}
+		if p.accepted[0].CompareAndSwap(sec, now) {
+			prev := int64(0)
+			if sec == now-1 {
+				prev = p.accepted[1].Load()
+			}
+			p.accepted[2].Store(prev)
+			p.accepted[1].Store(1)
+			return
+		}
+	}
+}
+
+// acceptedLastSecond is how many sends Meta accepted in the last whole second.
+func (p *Policy) acceptedLastSecond() int {
+	now := time.Now().Unix()
+	switch p.accepted[0].Load() {
+	case now:
+		return int(p.accepted[2].Load())
+	case now - 1:
+		return int(p.accepted[1].Load())
+	}
+	return 0
+}
+
 func (p *Policy) throttled(ctx context.Context) {
-	cut, rate, err := p.b.Governor().Throttled(ctx)
+	cut, rate, err := p.b.Governor().Throttled(ctx, p.acceptedLastSecond())
 	if err != nil {
 		p.log.Warn("send policy: lowering the send rate failed", "error", err)
 		return
 	}
 	if cut {
+		p.cuts.Add(1)
 		p.log.Info("Meta answered 130429: send rate lowered", "rate_mps", round(rate))
 	}
 	p.noteRate(rate)
