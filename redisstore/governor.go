@@ -67,7 +67,7 @@ func (s *Store) Governor(phoneNumberID string, mps int) *Governor {
 // so that a restart does not forget what Meta allows.
 const governorLua = `
 local function rate_state(rateKey, now, ceiling)
-  local h = redis.call('HMGET', rateKey, 'rate', 'wmax', 'stamp', 'cut')
+  local h = redis.call('HMGET', rateKey, 'rate', 'wmax', 'stamp', 'cut', 'win', 'n')
   local rate = tonumber(h[1] or '') or ceiling
   local wmax = tonumber(h[2] or '') or ceiling
   local stamp = tonumber(h[3] or '') or now
@@ -101,14 +101,12 @@ local function rate_state(rateKey, now, ceiling)
     redis.call('HSET', rateKey, 'rate', string.format('%.4f', rate), 'wmax', string.format('%.4f', wmax),
       'stamp', string.format('%.0f', stamp), 'cut', '0')
   end
-  return rate, wmax, stamp, cut
+  return rate, wmax, stamp, cut, tonumber(h[5] or '0') or 0, tonumber(h[6] or '0') or 0
 end
 local function reserve(tatKey, rateKey, now, ceiling)
-  local rate = rate_state(rateKey, now, ceiling)
+  local rate, wmax, stamp, cut, win, n = rate_state(rateKey, now, ceiling)
   -- Count the slots handed out per second: a cut starts from what was really sent,
   -- which may be far below a high ceiling.
-  local w = redis.call('HMGET', rateKey, 'win', 'n')
-  local win, n = tonumber(w[1] or '0') or 0, tonumber(w[2] or '0') or 0
   if now - win >= 1000000 then
     local prev = 0
     if now - win < 2000000 then prev = n end

@@ -112,6 +112,7 @@ func New(store *redisstore.Store, pnid string, mps int, opts Options, log *slog.
 type Permit struct {
 	p     *Policy
 	token string
+	fails int // the breaker's run of failures when admitted
 	// Probe is set when this send is the breaker's probe: its outcome opens or closes
 	// the breaker for everybody.
 	Probe bool
@@ -152,7 +153,7 @@ func (p *Policy) acquire(ctx context.Context, wait bool) (*Permit, error) {
 			if a.Verdict == redisstore.AdmitSend {
 				p.noteClosed()
 			}
-			pm := &Permit{p: p, token: a.Token, Probe: a.Verdict == redisstore.AdmitProbe}
+			pm := &Permit{p: p, token: a.Token, Probe: a.Verdict == redisstore.AdmitProbe, fails: a.Fails}
 			if err := sleep(ctx, a.Wait); err != nil {
 				pm.Abandon()
 				return nil, err
@@ -205,6 +206,11 @@ func (pm *Permit) Done(ctx context.Context, err error) Outcome {
 		kind = redisstore.OutcomeAuth
 	case graphapi.ClassRateLimited:
 		pm.p.throttled(ctx)
+	}
+	if kind == redisstore.OutcomeOK && pm.token == "" && pm.fails == 0 {
+		// The common case costs no round trip: the circuit was closed with no failures
+		// to reset.
+		return o
 	}
 	// The report must land even when ctx ends now: the probe lease and the run of
 	// failures are everybody's.
