@@ -148,7 +148,7 @@ return tat - now
 // factor, window µs, floor}. At most once per window it remembers the refused rate
 // (the rate, or what was really sent in the last second when that is less: under a
 // ceiling far above Meta's limit, cutting the ceiling would take many windows to matter)
-// and multiplies it by factor, but not below 95% of what Meta accepted in the last
+// and multiplies it by factor, but not below 98% of what Meta accepted in the last
 // whole second (ARGV[5], counted by the reporting process), which Meta's limit is at
 // least: the cut that finds the limit is deep, the ones that keep the rate at it are
 // shallow. Any 130429 restarts the clean second. It returns
@@ -175,7 +175,7 @@ if now - cut >= tonumber(ARGV[3]) then
   rate = rate * tonumber(ARGV[2])
   -- Meta's limit is at least what it accepted in the last whole second (ARGV[5], as
   -- the reporting process counted it).
-  local floor = tonumber(ARGV[5]) * 0.95 * 1.05
+  local floor = tonumber(ARGV[5]) * 0.98 * 1.05
   if floor > wmax * 0.95 then floor = wmax * 0.95 end
   if rate < floor then rate = floor end
   if rate < tonumber(ARGV[4]) then rate = tonumber(ARGV[4]) end
