@@ -340,3 +340,31 @@ func TestSendRangeConvergesToMetasRealLimit(t *testing.T) {
 		t.Errorf("converged rate %.1f mps, want >= 85%% of Meta's %d", rate, limit)
 	}
 }
+
+// The SendChunk activity of runs from before continuous dispatch goes through the same
+// policy: an incident in its chunk fails nobody either.
+func TestSendChunkOfAnOldRunRidesOutAnIncident(t *testing.T) {
+	const n, workers = 200, 10
+	f, _ := newLoggedFixture(t, sandbox.Options{Latency: 5 * time.Millisecond}, 100_000)
+	f.policy(sendpolicy.Options{
+		Breaker: redisstore.BreakerOptions{Threshold: 5, ProbeSpacing: 50 * time.Millisecond,
+			MaxProbeSpacing: 200 * time.Millisecond, ProbeLease: 5 * time.Second, Poll: 10 * time.Millisecond},
+	})
+	f.stage(t, "old", n)
+	go func() {
+		for f.sb.Stats().Accepted < 50 {
+			time.Sleep(2 * time.Millisecond)
+		}
+		f.sb.SetFaults(sandbox.Faults{ServerError: 1})
+		time.Sleep(time.Second)
+		f.sb.SetFaults(sandbox.Faults{})
+	}()
+	res := f.sendChunk(t, shared.ChunkInput{TaskID: "old", Offset: 0, Count: n, MaxWorkers: workers})
+	if res.Sent != n || res.Failed != 0 {
+		t.Fatalf("chunk = %+v, want all %d sent", res, n)
+	}
+	if st := f.sb.Stats(); st.Rejected == 0 || st.Accepted != n || st.Duplicates != 0 {
+		t.Errorf("sandbox: %d rejected, %d accepted, %d duplicates; want the incident seen, %d once each",
+			st.Rejected, st.Accepted, st.Duplicates, n)
+	}
+}
