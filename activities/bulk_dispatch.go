@@ -60,9 +60,7 @@ type dispatch struct {
 	graceful bool
 
 	phones map[int]string // the phones of failed recipients seen, for the errors
-	// observed, for tests: the most sends in flight at once.
-	maxInFlight int
-	// result of the run
+	// What the task waits on when the run returned ("" nothing), and since when.
 	waitKind  string
 	waitSince time.Time
 }
@@ -152,19 +150,17 @@ func (d *dispatch) run(ctx context.Context) (int, error) {
 		now := time.Now()
 		for !stopping && inflight < d.workers {
 			var it item
-			switch {
-			case backoff.Len() > 0 && !backoff[0].at.After(now):
+			if backoff.Len() > 0 && !backoff[0].at.After(now) {
+				// Recipients whose backoff is over go first: they are the oldest.
 				it = heap.Pop(&backoff).(item)
-			case len(ready) > 0:
+			} else if len(ready) > 0 {
 				it, ready = ready[0], ready[1:]
-			default:
-				goto launched
+			} else {
+				break
 			}
 			inflight++
-			d.maxInFlight = max(d.maxInFlight, inflight)
 			go func(it item) { results <- d.attempt(sendCtx, acquireCtx, it) }(it)
 		}
-	launched:
 		for frontier < d.end && final[frontier-d.start] {
 			frontier++
 		}
