@@ -8,6 +8,7 @@ import (
 
 	"github.com/wagate/wagate/graphapi"
 	"github.com/wagate/wagate/redisstore"
+	"github.com/wagate/wagate/sendpolicy"
 	"github.com/wagate/wagate/shared"
 )
 
@@ -17,6 +18,9 @@ type Activities struct {
 	Store  *redisstore.Store
 	Config shared.Config
 	Logger *slog.Logger
+	// SendPolicy paces, breaks and schedules retries of every send (see sendpolicy);
+	// New builds it for the configured phone number and WHATSAPP_MAX_MPS.
+	SendPolicy *sendpolicy.Policy
 
 	relay *relaySocket // the connection to WEBSOCKET_URL, see relay.go
 }
@@ -26,5 +30,9 @@ func New(cfg shared.Config, graph *graphapi.Client, store *redisstore.Store, log
 	if logger == nil {
 		logger = slog.Default()
 	}
-	return &Activities{Graph: graph, Store: store, Config: cfg, Logger: logger, relay: newRelaySocket(cfg.WebSocketURL)}
+	a := &Activities{Graph: graph, Store: store, Config: cfg, Logger: logger, relay: newRelaySocket(cfg.WebSocketURL)}
+	if store != nil && graph != nil {
+		a.SendPolicy = sendpolicy.New(store, graph.PhoneNumberID(), cfg.WhatsAppMaxMPS, sendpolicy.Options{}, logger)
+	}
+	return a
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/wagate/wagate/graphapi/sandbox"
 	"github.com/wagate/wagate/internal/testredis"
 	"github.com/wagate/wagate/redisstore"
+	"github.com/wagate/wagate/sendpolicy"
 	"github.com/wagate/wagate/shared"
 )
 
@@ -74,12 +75,17 @@ func (f *fixture) sendChunk(t *testing.T, in shared.ChunkInput) shared.ChunkResu
 	return res
 }
 
-// fastRetries shortens the per-recipient pauses for the duration of a test.
-func fastRetries(t *testing.T) {
-	oldRetry, oldPair := retryBackoff, pairBackoff
-	retryBackoff = func(int) time.Duration { return 10 * time.Millisecond }
-	pairBackoff = []time.Duration{10 * time.Millisecond, 10 * time.Millisecond, 10 * time.Millisecond}
-	t.Cleanup(func() { retryBackoff, pairBackoff = oldRetry, oldPair })
+// fastRetries shortens the per-recipient pauses and the breaker's probe spacing.
+func (f *fixture) fastRetries() {
+	f.policy(sendpolicy.Options{
+		RetryBackoff: func(int) time.Duration { return 10 * time.Millisecond },
+		PairBackoff:  []time.Duration{10 * time.Millisecond, 10 * time.Millisecond, 10 * time.Millisecond},
+	})
+}
+
+// policy replaces the fixture's send policy (on the same Redis and number).
+func (f *fixture) policy(o sendpolicy.Options) {
+	f.acts.SendPolicy = sendpolicy.New(f.acts.Store, pnid, f.acts.Config.WhatsAppMaxMPS, o, nil)
 }
 
 func TestSendChunkSendsEveryRecipientOnceWithinTheWorkerBound(t *testing.T) {
@@ -111,8 +117,8 @@ func TestSendChunkSendsEveryRecipientOnceWithinTheWorkerBound(t *testing.T) {
 }
 
 func TestSendChunkRetryPolicy(t *testing.T) {
-	fastRetries(t)
 	f := newFixture(t, sandbox.Options{}, 100_000)
+	f.fastRetries()
 	msgs := f.stage(t, "t2", 4)
 	f.sb.SetFaults(sandbox.Faults{
 		FailFirst:   map[string]int{msgs[0].To: 2, msgs[1].To: 3},
@@ -139,8 +145,8 @@ func TestSendChunkRetryPolicy(t *testing.T) {
 }
 
 func TestSendChunkPairRateBacksOffThatRecipientOnly(t *testing.T) {
-	fastRetries(t)
 	f := newFixture(t, sandbox.Options{PairBurst: 2}, 100_000)
+	f.fastRetries()
 	ctx := context.Background()
 	msgs := []shared.Message{}
 	for i := range 4 {

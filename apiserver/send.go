@@ -11,6 +11,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/wagate/wagate/graphapi"
+	"github.com/wagate/wagate/sendpolicy"
 	"github.com/wagate/wagate/shared"
 )
 
@@ -101,10 +102,25 @@ func (s *Server) sendOne(w http.ResponseWriter, r *http.Request, m shared.Messag
 		writeJSON(w, http.StatusOK, map[string]any{"success": true, "message": t.queued, "task_id": id})
 		return nil
 	}
-	if err := s.Store.Governor(s.Graph.PhoneNumberID(), s.Config.WhatsAppMaxMPS).Wait(r.Context()); err != nil {
+	// The same policy as bulk sends: the shared rate, and no call to Meta while the
+	// number's circuit is open (the client gets a 503 at once instead of a failure that
+	// would also keep the circuit from closing).
+	pm, err := s.policy.TryAcquire(r.Context())
+	var open *sendpolicy.OpenError
+	switch {
+	case errors.As(err, &open):
+		return shared.Wrap(shared.KindUnavailable, err, fmt.Sprintf(
+			"%s: la API de WhatsApp no está disponible (envíos en pausa desde %s; se reanudan solos cuando Meta responda)",
+			t.errorPre, open.State.Since.UTC().Format(time.RFC3339)))
+	case err != nil:
 		return shared.Wrap(shared.KindUnavailable, err, t.errorPre+": no se pudo reservar un turno de envío (Redis no disponible)")
 	}
 	res, err := s.Graph.Send(r.Context(), m, "")
+	if err != nil && r.Context().Err() != nil {
+		pm.Abandon()
+	} else {
+		pm.Done(r.Context(), err)
+	}
 	if err != nil {
 		return graphError(t.errorPre, err)
 	}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/wagate/wagate/graphapi"
 	"github.com/wagate/wagate/redisstore"
+	"github.com/wagate/wagate/sendpolicy"
 	"github.com/wagate/wagate/shared"
 )
 
@@ -44,6 +45,9 @@ type Deps struct {
 // Server holds the handlers' dependencies.
 type Server struct {
 	Deps
+	// policy paces and breaks direct single sends with the same Redis state as the
+	// worker's bulk sends; nil without a Store or Graph client.
+	policy *sendpolicy.Policy
 }
 
 // New returns the HTTP handler of the whole API.
@@ -55,6 +59,9 @@ func New(d Deps) http.Handler {
 		d.Now = time.Now
 	}
 	s := &Server{Deps: d}
+	if d.Store != nil && d.Graph != nil {
+		s.policy = sendpolicy.New(d.Store, d.Graph.PhoneNumberID(), d.Config.WhatsAppMaxMPS, sendpolicy.Options{}, d.Logger)
+	}
 	r := chi.NewRouter()
 	r.Use(middleware.Recoverer)
 	r.NotFound(s.handle(func(http.ResponseWriter, *http.Request) error {

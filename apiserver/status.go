@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"sync"
+	"time"
 
 	"go.temporal.io/api/serviceerror"
 
@@ -16,8 +17,10 @@ import (
 func (s *Server) status(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
 	var whatsapp, queue, ws bool
+	var send map[string]any
 	var wg sync.WaitGroup
 	wg.Go(func() { whatsapp = s.whatsAppReachable(ctx) })
+	wg.Go(func() { send = s.sendState(ctx) })
 	wg.Go(func() { queue = s.queueServiceOK(ctx) })
 	wg.Go(func() { ws = s.websocketAvailable(ctx) })
 	wg.Wait()
@@ -26,7 +29,7 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) error {
 	if !(whatsapp && queue && ws) {
 		state, code = "degraded", http.StatusServiceUnavailable
 	}
-	writeJSON(w, code, map[string]any{
+	body := map[string]any{
 		"status": state,
 		"services": map[string]bool{
 			"webhook":           true,
@@ -34,8 +37,50 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) error {
 			"queue_service":     queue,
 			"websocket_service": ws,
 		},
-	})
+	}
+	if send != nil {
+		body["whatsapp_send"] = send
+	}
+	writeJSON(w, code, body)
 	return nil
+}
+
+// sendState is the send path's state in /api/status: the number's circuit breaker and
+// the learned send rate; nil when Redis does not answer.
+func (s *Server) sendState(ctx context.Context) map[string]any {
+	if s.policy == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, checkTimeout)
+	defer cancel()
+	st, err := s.policy.Status(ctx)
+	if err != nil {
+		return nil
+	}
+	out := map[string]any{
+		"circuit":      "closed",
+		"rate_mps":     float64(int(st.Governor.Rate*10+0.5)) / 10,
+		"max_mps":      st.Governor.Ceiling,
+		"rate_lowered": formatTime(timeOrNil(st.Governor.LastCut)),
+	}
+	if b := st.Breaker; b.Open {
+		out["circuit"] = "open"
+		out["waiting"] = string(b.Reason)
+		out["since"] = formatTime(timeOrNil(b.Since))
+		out["next_probe"] = formatTime(timeOrNil(b.NextProbe))
+		out["last_error"] = b.Error
+		if b.Code != 0 {
+			out["last_code"] = b.Code
+		}
+	}
+	return out
+}
+
+func timeOrNil(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
 }
 
 func (s *Server) whatsAppReachable(ctx context.Context) bool {

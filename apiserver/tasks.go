@@ -36,7 +36,7 @@ func (s *Server) taskStatus(w http.ResponseWriter, r *http.Request) error {
 	if errs == nil {
 		errs = []shared.RecipientError{}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{
+	body := map[string]any{
 		"task_id": st.TaskID,
 		"kind":    st.Kind,
 		"status":  st.Status,
@@ -45,8 +45,31 @@ func (s *Server) taskStatus(w http.ResponseWriter, r *http.Request) error {
 		},
 		"created_at":   st.CreatedAt.UTC().Format(time.RFC3339),
 		"completed_at": formatTime(st.CompletedAt),
-	})
+	}
+	if st.Waiting != "" {
+		body["waiting"] = st.Waiting
+		body["waiting_since"] = formatTime(st.WaitingSince)
+	}
+	writeJSON(w, http.StatusOK, body)
 	return nil
+}
+
+// waiting fills in what a running task waits on: the live circuit breaker of its
+// number when Redis answers (the workflow learns it only when a send activity
+// returns), else what the workflow last reported.
+func (s *Server) waiting(ctx context.Context, st *shared.TaskState) {
+	if s.policy == nil {
+		return
+	}
+	b, err := s.policy.Status(ctx)
+	if err != nil {
+		return
+	}
+	st.Waiting, st.WaitingSince = "", nil
+	if b.Breaker.Open {
+		since := b.Breaker.Since.UTC().Truncate(time.Second)
+		st.Waiting, st.WaitingSince = string(b.Breaker.Reason), &since
+	}
 }
 
 func formatTime(t *time.Time) any {
@@ -108,6 +131,11 @@ func (s *Server) taskState(ctx context.Context, id string) (shared.TaskState, er
 				st.Status = shared.StatusStarted
 			}
 		}
+		if st.Result.Sent+st.Result.Failed < st.Result.Total || st.Result.Total == 0 {
+			s.waiting(ctx, &st)
+		}
+	} else {
+		st.Waiting, st.WaitingSince = "", nil
 	}
 	return st, nil
 }

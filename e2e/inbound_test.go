@@ -598,6 +598,11 @@ func TestInboundContractShapes(t *testing.T) {
 	code, out = s.Get(t, "/api/status")
 	wantStatus := map[string]any{"status": "healthy", "services": map[string]any{
 		"webhook": true, "whatsapp_service": true, "queue_service": true, "websocket_service": true}}
+	// The send path's state is an addition to the contract's shape (see README).
+	if send, _ := out["whatsapp_send"].(map[string]any); send["circuit"] != "closed" {
+		t.Errorf("GET /api/status whatsapp_send = %v, want the closed circuit", out["whatsapp_send"])
+	}
+	delete(out, "whatsapp_send")
 	if code != http.StatusOK || !sameMap(out, wantStatus) {
 		t.Errorf("GET /api/status = %d %v; want 200 %v", code, out, wantStatus)
 	}

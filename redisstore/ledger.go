@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -19,6 +20,9 @@ const (
 	LedgerClaimed LedgerState = 'c' // a send may have reached Meta; no outcome recorded
 	LedgerSent    LedgerState = 's' // Meta accepted the message
 	LedgerFailed  LedgerState = 'f' // the recipient failed for good
+	// LedgerRetry: no send in flight; the recipient waits out a backoff until RetryAt
+	// and is sent again then, by whichever activity attempt holds the task by then.
+	LedgerRetry LedgerState = 'r'
 )
 
 // Final reports whether the state is an outcome that never changes.
@@ -26,15 +30,23 @@ func (st LedgerState) Final() bool { return st == LedgerSent || st == LedgerFail
 
 // LedgerEntry is one recipient's line in a task's send ledger.
 type LedgerEntry struct {
-	State   LedgerState
-	Attempt int    // the activity attempt that holds the claim, when Claimed
+	State LedgerState
+	// Attempt is the owner of a Claimed or Retry entry: the activity attempt that holds
+	// it. A larger owner takes an entry over from a smaller one, never the reverse.
+	Attempt int
 	WAMID   string // the message id Meta returned, when Sent
 	Code    int    // Meta's error code, when Failed and Meta answered
 	Error   string // why it failed, when Failed
+
+	// The recipient's retry state, when Claimed or Retry, so that the next activity (or
+	// the next attempt after a crash) resumes it exactly.
+	Charged, Paired, Throttled int
+	RetryAt                    time.Time // when Retry: not before
 }
 
-// The ledger stores one short string per recipient ("c<attempt>", "s|<wamid>",
-// "f|<code>|<text>") in hashes of 100 recipients each. Hashes that small stay in Redis's
+// The ledger stores one short string per recipient ("c<owner>" or
+// "c<owner>|<charged>|<paired>|<throttled>", "r<owner>|<charged>|<paired>|<throttled>|<retry
+// at, Unix ms>", "s|<wamid>", "f|<code>|<text>") in hashes of 100 recipients each. Hashes that small stay in Redis's
 // compact listpack encoding, which costs about the bytes of the values: a 100k
 // recipient task takes ~7 MB where one big hash would take ~12 MB.
 //
@@ -60,14 +72,14 @@ local function final(v)
 end
 `
 
-// ledgerClaimScript claims a recipient for attempt ARGV[4]. It returns 1 when the
-// attempt now holds the claim, 0 when the outcome is already final, and 2 when a newer
-// attempt holds it.
+// ledgerClaimScript writes the claimed or retry entry ARGV[5] for owner ARGV[4]. It
+// returns 1 when the owner now holds the entry, 0 when the outcome is already final,
+// and 2 when a newer owner holds it.
 var ledgerClaimScript = redis.NewScript(ledgerNewBucket + `
 local v = redis.call('HGET', KEYS[1], ARGV[1])
 if final(v) then return 0 end
-if v and (tonumber(string.sub(v, 2)) or 0) > tonumber(ARGV[4]) then return 2 end
-redis.call('HSET', KEYS[1], ARGV[1], 'c' .. ARGV[4])
+if v and (tonumber(string.match(v, '^[cr](%d+)') or '0') or 0) > tonumber(ARGV[4]) then return 2 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[5])
 if not v then touch() end
 return 1
 `)
@@ -109,7 +121,18 @@ const (
 // not (ClaimLost), so an attempt that Temporal already replaced stops instead of
 // racing its successor. The check and the write are one atomic step.
 func (s *Store) Claim(ctx context.Context, taskID string, index, attempt int) (ClaimResult, error) {
-	n, err := s.ledgerScript(ctx, ledgerClaimScript, taskID, index, attempt)
+	return s.Hold(ctx, taskID, index, LedgerEntry{State: LedgerClaimed, Attempt: attempt})
+}
+
+// Hold writes a Claimed entry (before a send, as Claim) or a Retry entry (a recipient
+// waiting out a backoff) carrying the recipient's retry state, for owner e.Attempt,
+// with Claim's rules: a final outcome is never touched and an entry of a newer owner
+// is not taken over.
+func (s *Store) Hold(ctx context.Context, taskID string, index int, e LedgerEntry) (ClaimResult, error) {
+	if e.State != LedgerClaimed && e.State != LedgerRetry {
+		return 0, fmt.Errorf("redis: hold recipient %d of task %s: state %q is not claimed or retry", index, taskID, e.State)
+	}
+	n, err := s.ledgerScript(ctx, ledgerClaimScript, taskID, index, e.Attempt, encodeEntry(e))
 	if err != nil {
 		return 0, fmt.Errorf("redis: claim recipient %d of task %s: %w", index, taskID, err)
 	}
@@ -208,19 +231,50 @@ func encodeEntry(e LedgerEntry) string {
 	case LedgerFailed:
 		return "f|" + strconv.Itoa(e.Code) + "|" + e.Error
 	case LedgerClaimed:
-		return "c" + strconv.Itoa(e.Attempt)
+		if e.Charged == 0 && e.Paired == 0 && e.Throttled == 0 {
+			return "c" + strconv.Itoa(e.Attempt)
+		}
+		return fmt.Sprintf("c%d|%d|%d|%d", e.Attempt, e.Charged, e.Paired, e.Throttled)
+	case LedgerRetry:
+		return fmt.Sprintf("r%d|%d|%d|%d|%d", e.Attempt, e.Charged, e.Paired, e.Throttled, e.RetryAt.UnixMilli())
 	}
 	return ""
 }
 
+// decodeHeld reads "<owner>[|charged|paired|throttled[|retry at ms]]".
+func decodeHeld(st LedgerState, v string) (LedgerEntry, bool) {
+	parts := strings.Split(v, "|")
+	n := make([]int64, len(parts))
+	for i, p := range parts {
+		if p == "" && i == 0 && len(parts) == 1 {
+			continue // "c": claimed by attempt 0
+		}
+		x, err := strconv.ParseInt(p, 10, 64)
+		if err != nil {
+			return LedgerEntry{}, false
+		}
+		n[i] = x
+	}
+	e := LedgerEntry{State: st, Attempt: int(n[0])}
+	switch {
+	case st == LedgerClaimed && len(n) == 1:
+	case st == LedgerClaimed && len(n) == 4:
+		e.Charged, e.Paired, e.Throttled = int(n[1]), int(n[2]), int(n[3])
+	case st == LedgerRetry && len(n) == 5:
+		e.Charged, e.Paired, e.Throttled = int(n[1]), int(n[2]), int(n[3])
+		e.RetryAt = time.UnixMilli(n[4])
+	default:
+		return LedgerEntry{}, false
+	}
+	return e, true
+}
+
 func decodeEntry(v string) (LedgerEntry, error) {
 	switch {
-	case strings.HasPrefix(v, "c"):
-		n, err := strconv.Atoi(v[1:])
-		if v != "c" && err != nil {
-			break
+	case strings.HasPrefix(v, "c"), strings.HasPrefix(v, "r"):
+		if e, ok := decodeHeld(LedgerState(v[0]), v[1:]); ok {
+			return e, nil
 		}
-		return LedgerEntry{State: LedgerClaimed, Attempt: n}, nil
 	case strings.HasPrefix(v, "s|"):
 		return LedgerEntry{State: LedgerSent, WAMID: v[2:]}, nil
 	case strings.HasPrefix(v, "f|"):

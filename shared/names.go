@@ -28,12 +28,16 @@ const (
 	MemoSent     = "sent"
 	MemoFailed   = "failed"
 	MemoProgress = "progress"
+	// MemoWaiting says, while it is not empty, what the task waits on (the Graph API
+	// circuit of its number is open) and since when.
+	MemoWaiting = "waiting"
 )
 
 // Activity names of the bulk workflow; the activities are methods of the same names on
 // activities.Activities.
 const (
 	UploadMediaActivity = "UploadMedia"
-	SendChunkActivity   = "SendChunk"
+	SendChunkActivity   = "SendChunk" // workflows before continuous dispatch
+	SendRangeActivity   = "SendRange"
 	FinishTaskActivity  = "FinishTask"
 )

@@ -49,6 +49,13 @@ type BulkInput struct {
 	Failed      int              `json:"failed,omitempty"`
 	Errors      []RecipientError `json:"errors,omitempty"`
 	MediaFailed string           `json:"media_failed,omitempty"`
+	// Seq counts the SendRange activities the task has run, across continue-as-new: the
+	// owner of its send-ledger claims grows with it.
+	Seq int `json:"seq,omitempty"`
+	// Waiting is set while the last SendRange found the Graph API circuit open
+	// ("graph_api_unavailable" or "graph_api_auth"), since WaitingSince.
+	Waiting      string     `json:"waiting,omitempty"`
+	WaitingSince *time.Time `json:"waiting_since,omitempty"`
 }
 
 // TaskResult is the outcome of a task: the workflow result, the stored summary and the
@@ -68,6 +75,11 @@ type TaskState struct {
 	Result      TaskResult `json:"result"`
 	CreatedAt   time.Time  `json:"created_at"`
 	CompletedAt *time.Time `json:"completed_at"`
+	// Waiting says what a running task waits on, when it cannot send: the Graph API
+	// circuit of its number is open ("graph_api_unavailable", "graph_api_auth"), since
+	// WaitingSince.
+	Waiting      string     `json:"waiting,omitempty"`
+	WaitingSince *time.Time `json:"waiting_since,omitempty"`
 }
 
 // ChunkInput asks the send activity for recipients [Offset, Offset+Count) of a task.
@@ -77,6 +89,34 @@ type ChunkInput struct {
 	Count      int        `json:"count"`
 	MaxWorkers int        `json:"max_workers"`
 	Media      []MediaRef `json:"media,omitempty"`
+}
+
+// RangeInput asks the SendRange activity to send recipients from Offset on (all
+// before Offset are final) up to End, continuously with at most MaxWorkers sends in
+// flight, and to return every so often with the frontier reached.
+type RangeInput struct {
+	TaskID     string     `json:"task_id"`
+	Offset     int        `json:"offset"`
+	End        int        `json:"end"`
+	MaxWorkers int        `json:"max_workers"`
+	Media      []MediaRef `json:"media,omitempty"`
+	// Seq numbers the activity within its task; the ledger owner of an attempt is
+	// Seq<<20 + attempt, so a later activity takes over every earlier one's entries.
+	Seq int `json:"seq"`
+	// Waiting is what the workflow's memo says the task waits on ("" nothing): the
+	// activity returns when that changes, so the memo follows.
+	Waiting string `json:"waiting,omitempty"`
+}
+
+// RangeResult is what SendRange reached: every recipient below Frontier is final, and
+// Sent, Failed and Errors count those in [Offset, Frontier).
+type RangeResult struct {
+	Frontier     int              `json:"frontier"`
+	Sent         int              `json:"sent"`
+	Failed       int              `json:"failed"`
+	Errors       []RecipientError `json:"errors,omitempty"`
+	Waiting      string           `json:"waiting,omitempty"`
+	WaitingSince *time.Time       `json:"waiting_since,omitempty"`
 }
 
 // ChunkResult counts one chunk's outcome; Errors is capped at MaxTaskErrors.

@@ -35,6 +35,16 @@ var (
 			InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 30 * time.Second,
 		},
 	}
+	// rangeOptions: SendRange returns at least every minute (see activities), so a
+	// StartToClose of 30 minutes only catches an attempt that is stuck; it resumes from
+	// the send ledger like a chunk.
+	rangeOptions = workflow.ActivityOptions{
+		StartToCloseTimeout: 30 * time.Minute,
+		HeartbeatTimeout:    10 * time.Second,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: 30 * time.Second,
+		},
+	}
 	finishOptions = workflow.ActivityOptions{
 		StartToCloseTimeout: 30 * time.Second,
 		RetryPolicy: &temporal.RetryPolicy{
@@ -64,21 +74,14 @@ func BulkSend(ctx workflow.Context, in shared.BulkInput) (shared.TaskResult, err
 	if perRun <= 0 {
 		perRun = maxChunksPerRun
 	}
-	sendCtx := workflow.WithActivityOptions(ctx, sendOptions)
-	for chunks := 0; b.in.Cursor < b.in.Total; chunks++ {
-		if chunks >= perRun || workflow.GetInfo(ctx).GetContinueAsNewSuggested() {
-			return shared.TaskResult{}, workflow.NewContinueAsNewError(ctx, BulkSend, b.in)
+	// Version 1 sends continuously with SendRange; runs recorded before it send chunk by
+	// chunk with SendChunk and must replay that way.
+	if workflow.GetVersion(ctx, continuousSendChange, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		if err := b.sendChunks(ctx, perRun); err != nil {
+			return shared.TaskResult{}, err
 		}
-		n := min(shared.ChunkSize(b.in.MaxWorkers), b.in.Total-b.in.Cursor)
-		var res shared.ChunkResult
-		err := workflow.ExecuteActivity(sendCtx, shared.SendChunkActivity, shared.ChunkInput{
-			TaskID: b.in.TaskID, Offset: b.in.Cursor, Count: n, MaxWorkers: b.in.MaxWorkers, Media: b.in.Media,
-		}).Get(ctx, &res)
-		if err != nil {
-			return shared.TaskResult{}, fmt.Errorf("send recipients %d-%d: %w", b.in.Cursor, b.in.Cursor+n-1, err)
-		}
-		b.add(res, n)
-		b.upsertMemo(ctx)
+	} else if err := b.sendRanges(ctx, perRun); err != nil {
+		return shared.TaskResult{}, err
 	}
 
 	now := workflow.Now(ctx)
@@ -91,9 +94,84 @@ func BulkSend(ctx workflow.Context, in shared.BulkInput) (shared.TaskResult, err
 	return final.Result, nil
 }
 
+// continuousSendChange is the workflow.GetVersion change id of continuous dispatch.
+const continuousSendChange = "continuous-send"
+
+// sendChunks is the send loop of version DefaultVersion: one SendChunk activity per
+// chunk, one after the other.
+func (b *bulk) sendChunks(ctx workflow.Context, perRun int) error {
+	sendCtx := workflow.WithActivityOptions(ctx, sendOptions)
+	for chunks := 0; b.in.Cursor < b.in.Total; chunks++ {
+		if chunks >= perRun || workflow.GetInfo(ctx).GetContinueAsNewSuggested() {
+			return workflow.NewContinueAsNewError(ctx, BulkSend, b.in)
+		}
+		n := min(shared.ChunkSize(b.in.MaxWorkers), b.in.Total-b.in.Cursor)
+		var res shared.ChunkResult
+		err := workflow.ExecuteActivity(sendCtx, shared.SendChunkActivity, shared.ChunkInput{
+			TaskID: b.in.TaskID, Offset: b.in.Cursor, Count: n, MaxWorkers: b.in.MaxWorkers, Media: b.in.Media,
+		}).Get(ctx, &res)
+		if err != nil {
+			return fmt.Errorf("send recipients %d-%d: %w", b.in.Cursor, b.in.Cursor+n-1, err)
+		}
+		b.add(res, n)
+		b.upsertMemo(ctx)
+	}
+
+	return nil
+}
+
+// sendRanges is the send loop of version 1: SendRange activities, each resuming at the
+// frontier the previous one reached, with no barrier between what used to be chunks.
+// Each return moves the counters and the memo; what the task waits on (the Graph API
+// circuit of its number is open) goes into the memo and the status query.
+func (b *bulk) sendRanges(ctx workflow.Context, perRun int) error {
+	rangeCtx := workflow.WithActivityOptions(ctx, rangeOptions)
+	for calls := 0; b.in.Cursor < b.in.Total; calls++ {
+		if calls >= perRun || workflow.GetInfo(ctx).GetContinueAsNewSuggested() {
+			return workflow.NewContinueAsNewError(ctx, BulkSend, b.in)
+		}
+		var res shared.RangeResult
+		err := workflow.ExecuteActivity(rangeCtx, shared.SendRangeActivity, shared.RangeInput{
+			TaskID: b.in.TaskID, Offset: b.in.Cursor, End: b.in.Total, MaxWorkers: b.in.MaxWorkers,
+			Media: b.in.Media, Seq: b.in.Seq, Waiting: b.in.Waiting,
+		}).Get(ctx, &res)
+		if err != nil {
+			return fmt.Errorf("send recipients %d-%d: %w", b.in.Cursor, b.in.Total-1, err)
+		}
+		b.in.Seq++
+		if res.Frontier < b.in.Cursor || res.Frontier > b.in.Total {
+			return temporal.NewNonRetryableApplicationError(
+				fmt.Sprintf("send range from %d returned frontier %d", b.in.Cursor, res.Frontier), "InvalidFrontier", nil)
+		}
+		b.add(shared.ChunkResult{Sent: res.Sent, Failed: res.Failed, Errors: res.Errors}, res.Frontier-b.in.Cursor)
+		b.in.Waiting, b.in.WaitingSince = res.Waiting, res.WaitingSince
+		b.upsertMemo(ctx)
+	}
+	b.in.Waiting, b.in.WaitingSince = "", nil
+	return nil
+}
+
 type bulk struct {
-	in          shared.BulkInput
-	completedAt *time.Time
+	in           shared.BulkInput
+	completedAt  *time.Time
+	shownWaiting bool // the memo's waiting field is set
+}
+
+// waitingText is the memo's waiting field, in the Spanish of the API's messages.
+func waitingText(kind string, since *time.Time) string {
+	var what string
+	switch kind {
+	case "":
+		return ""
+	case "graph_api_auth":
+		what = "esperando a Meta: la API de WhatsApp rechaza las credenciales o la cuenta"
+	default:
+		what = "esperando a Meta: la API de WhatsApp no está disponible"
+	}
+	if since != nil {
+		what += " desde " + since.UTC().Format(time.RFC3339)
+	}
+	return what + " (" + kind + ")"
 }
 
 func (b *bulk) validate() error {
@@ -145,11 +223,18 @@ func (b *bulk) upsertMemo(ctx workflow.Context) {
 		pct = done * 100 / b.in.Total
 	}
 	// The memo is what the Web UI shows for the task; an upsert failure only costs display.
-	_ = workflow.UpsertMemo(ctx, map[string]any{
+	memo := map[string]any{
 		shared.MemoSent:     b.in.Sent,
 		shared.MemoFailed:   b.in.Failed,
 		shared.MemoProgress: fmt.Sprintf("%d/%d (%d%%)", done, b.in.Total, pct),
-	})
+	}
+	if b.in.Waiting != "" || b.shownWaiting {
+		// Only runs that ever waited write the field, so histories of runs that never
+		// did stay as they were.
+		memo[shared.MemoWaiting] = waitingText(b.in.Waiting, b.in.WaitingSince)
+		b.shownWaiting = b.in.Waiting != ""
+	}
+	_ = workflow.UpsertMemo(ctx, memo)
 }
 
 // state is the status query's answer.
@@ -162,8 +247,10 @@ func (b *bulk) state() shared.TaskState {
 			Sent: b.in.Sent, Failed: b.in.Failed, Total: b.in.Total,
 			Errors: append([]shared.RecipientError{}, b.in.Errors...),
 		},
-		CreatedAt:   b.in.CreatedAt,
-		CompletedAt: b.completedAt,
+		CreatedAt:    b.in.CreatedAt,
+		CompletedAt:  b.completedAt,
+		Waiting:      b.in.Waiting,
+		WaitingSince: b.in.WaitingSince,
 	}
 	switch {
 	case b.completedAt != nil:

@@ -9,13 +9,20 @@ import (
 	"github.com/wagate/wagate/shared"
 )
 
-// TestBulkSendReplaysRecordedHistory guards determinism: a history recorded from a real
-// run (header media upload, two chunks, finish; see e2e TestBulkHistoryReplays) must
-// replay on the current code. A change that breaks it needs workflow.GetVersion.
+// TestBulkSendReplaysRecordedHistory guards determinism: histories recorded from real
+// runs (header media upload, the sends, finish; see e2e TestBulkHistoryReplays) must
+// replay on the current code. bulk_v1.json is a run from before continuous dispatch
+// (two SendChunk activities, no version marker); bulk_v2.json one of version 1 of
+// continuous-send (two SendRange activities). A change that breaks either needs
+// workflow.GetVersion.
 func TestBulkSendReplaysRecordedHistory(t *testing.T) {
-	r := worker.NewWorkflowReplayer()
-	r.RegisterWorkflowWithOptions(BulkSend, workflow.RegisterOptions{Name: shared.BulkWorkflowName})
-	if err := r.ReplayWorkflowHistoryFromJSONFile(nil, "testdata/bulk_v1.json"); err != nil {
-		t.Fatalf("replay testdata/bulk_v1.json: %v", err)
+	for _, file := range []string{"testdata/bulk_v1.json", "testdata/bulk_v2.json"} {
+		t.Run(file, func(t *testing.T) {
+			r := worker.NewWorkflowReplayer()
+			r.RegisterWorkflowWithOptions(BulkSend, workflow.RegisterOptions{Name: shared.BulkWorkflowName})
+			if err := r.ReplayWorkflowHistoryFromJSONFile(nil, file); err != nil {
+				t.Fatalf("replay %s: %v", file, err)
+			}
+		})
 	}
 }

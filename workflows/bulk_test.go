@@ -23,6 +23,9 @@ func uploadMedia(context.Context, shared.UploadMediaInput) (shared.MediaRef, err
 func sendChunk(context.Context, shared.ChunkInput) (shared.ChunkResult, error) {
 	return shared.ChunkResult{}, nil
 }
+func sendRange(context.Context, shared.RangeInput) (shared.RangeResult, error) {
+	return shared.RangeResult{}, nil
+}
 func finishTask(context.Context, shared.TaskState) error { return nil }
 
 func newEnv(t *testing.T) *testsuite.TestWorkflowEnvironment {
@@ -32,7 +35,16 @@ func newEnv(t *testing.T) *testsuite.TestWorkflowEnvironment {
 	env.RegisterWorkflowWithOptions(BulkSend, workflow.RegisterOptions{Name: shared.BulkWorkflowName})
 	env.RegisterActivityWithOptions(uploadMedia, activity.RegisterOptions{Name: shared.UploadMediaActivity})
 	env.RegisterActivityWithOptions(sendChunk, activity.RegisterOptions{Name: shared.SendChunkActivity})
+	env.RegisterActivityWithOptions(sendRange, activity.RegisterOptions{Name: shared.SendRangeActivity})
 	env.RegisterActivityWithOptions(finishTask, activity.RegisterOptions{Name: shared.FinishTaskActivity})
+	return env
+}
+
+// newChunkEnv runs the workflow as a run recorded before continuous dispatch would
+// replay: chunk by chunk with SendChunk.
+func newChunkEnv(t *testing.T) *testsuite.TestWorkflowEnvironment {
+	env := newEnv(t)
+	env.OnGetVersion(continuousSendChange, workflow.DefaultVersion, 1).Return(workflow.DefaultVersion)
 	return env
 }
 
@@ -58,7 +70,7 @@ func allSent(fail map[int]bool) func(context.Context, shared.ChunkInput) (shared
 }
 
 func TestBulkSendCoversEveryRecipientOnceInOrder(t *testing.T) {
-	env := newEnv(t)
+	env := newChunkEnv(t)
 	const total, workers = 1234, 10
 	var chunks []shared.ChunkInput
 	env.OnActivity(shared.SendChunkActivity, mock.Anything, mock.Anything).Return(
@@ -103,7 +115,7 @@ func TestBulkSendCoversEveryRecipientOnceInOrder(t *testing.T) {
 }
 
 func TestBulkSendUploadsEachMediaOnceAndPassesIDs(t *testing.T) {
-	env := newEnv(t)
+	env := newChunkEnv(t)
 	media := []shared.MediaRef{
 		{Type: "image", Link: "http://127.0.0.1/a.jpg"},
 		{Type: "document", Link: "http://127.0.0.1/b.pdf"},
@@ -137,7 +149,7 @@ func TestBulkSendUploadsEachMediaOnceAndPassesIDs(t *testing.T) {
 }
 
 func TestBulkSendFallsBackToLinkWhenUploadFails(t *testing.T) {
-	env := newEnv(t)
+	env := newChunkEnv(t)
 	env.OnActivity(shared.UploadMediaActivity, mock.Anything, mock.Anything).Return(
 		shared.MediaRef{}, temporal.NewNonRetryableApplicationError("404 from media host", "MediaRejected", nil))
 	var sawLinkOnly bool
@@ -158,7 +170,7 @@ func TestBulkSendFallsBackToLinkWhenUploadFails(t *testing.T) {
 }
 
 func TestBulkSendContinuesAsNewCarryingCounters(t *testing.T) {
-	env := newEnv(t)
+	env := newChunkEnv(t)
 	const workers = 10
 	total := (maxChunksPerRun + 3) * shared.ChunkSize(workers)
 	env.OnActivity(shared.SendChunkActivity, mock.Anything, mock.Anything).Return(allSent(map[int]bool{0: true}))
@@ -184,7 +196,7 @@ func TestBulkSendContinuesAsNewCarryingCounters(t *testing.T) {
 	}
 
 	// The next run picks up from the cursor and finishes with the carried counts.
-	env2 := newEnv(t)
+	env2 := newChunkEnv(t)
 	var chunks int
 	env2.OnActivity(shared.SendChunkActivity, mock.Anything, mock.Anything).Return(
 		func(ctx context.Context, in shared.ChunkInput) (shared.ChunkResult, error) {
@@ -207,7 +219,7 @@ func TestBulkSendContinuesAsNewCarryingCounters(t *testing.T) {
 }
 
 func TestBulkSendStatusQueryMovesWhileRunning(t *testing.T) {
-	env := newEnv(t)
+	env := newChunkEnv(t)
 	const workers = 10
 	total := 3 * shared.ChunkSize(workers)
 	env.OnActivity(shared.SendChunkActivity, mock.Anything, mock.Anything).Return(
@@ -250,7 +262,7 @@ func TestBulkSendStatusQueryMovesWhileRunning(t *testing.T) {
 }
 
 func TestBulkSendRejectsBadInput(t *testing.T) {
-	env := newEnv(t)
+	env := newChunkEnv(t)
 	env.ExecuteWorkflow(shared.BulkWorkflowName, shared.BulkInput{TaskID: "", Total: 1, MaxWorkers: 1})
 	var appErr *temporal.ApplicationError
 	if err := env.GetWorkflowError(); !errors.As(err, &appErr) || appErr.Type() != "InvalidInput" {

@@ -1,0 +1,424 @@
+package activities
+
+import (
+	"container/heap"
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+
+	"github.com/wagate/wagate/redisstore"
+	"github.com/wagate/wagate/sendpolicy"
+	"github.com/wagate/wagate/shared"
+)
+
+// Bounds of one SendRange activity: it returns to the workflow when its frontier has
+// moved by a chunk (so the memo and the carried counters move), after rangeMaxTime
+// (so a task that cannot send still reports and its history stays bounded), or when
+// what the task waits on changes.
+const rangeMaxTime = time.Minute
+
+// item is one recipient in the dispatcher: ready, in flight, or waiting out a backoff.
+type item struct {
+	index int
+	msg   shared.Message
+	att   sendpolicy.Attempts
+	at    time.Time // when in backoff: not before
+}
+
+// outcome is what one attempt of an item came to.
+type outcome struct {
+	it      item
+	final   bool  // the ledger holds its final outcome
+	failed  bool  // and it is a failure
+	retry   bool  // parked in the ledger until it.at
+	unsent  bool  // given back before its send (the dispatcher is stopping)
+	aborted bool  // its send was cut off by the end of the activity; it stays claimed
+	err     error // the attempt must fail (a ledger failure, or a newer attempt took over)
+}
+
+// dispatch is one run of the continuous dispatcher over recipients [start, end) of a
+// task: at most workers sends in flight, the next recipient starting as soon as a send
+// finishes, recipients in backoff off their slot in a timer heap until their time.
+type dispatch struct {
+	a       *Activities
+	pol     *sendpolicy.Policy
+	taskID  string
+	owner   int
+	workers int
+	start   int
+	end     int
+	media   map[string]string
+
+	// Return bounds; all zero (SendChunk) means run until every recipient is final.
+	advance int           // return when the frontier moved this far
+	maxTime time.Duration // return after this long
+	waiting *string       // return when what the task waits on differs from this
+	// graceful: when the worker stops, return what was reached instead of failing.
+	graceful bool
+
+	phones map[int]string // the phones of failed recipients seen, for the errors
+	// What the task waits on when the run returned ("" nothing), and since when.
+	waitKind  string
+	waitSince time.Time
+}
+
+type page struct {
+	offset  int
+	msgs    []shared.Message
+	entries []redisstore.LedgerEntry
+	err     error
+}
+
+// pageSize is how many recipients the loader reads at a time.
+func pageSize(workers int) int { return min(max(4*workers, 100), 1000) }
+
+// loadPages reads the staged messages and their ledger entries page by page, one page
+// ahead of the dispatcher.
+func (d *dispatch) loadPages(ctx context.Context) <-chan page {
+	ch := make(chan page, 1)
+	go func() {
+		defer close(ch)
+		size := pageSize(d.workers)
+		for off := d.start; off < d.end; {
+			n := min(size, d.end-off)
+			msgs, err := d.a.Store.LoadMessages(ctx, d.taskID, off, n)
+			var entries []redisstore.LedgerEntry
+			if err == nil && len(msgs) == 0 {
+				err = fmt.Errorf("recipient %d is not staged (the task has fewer recipients than %d)", off, d.end)
+			}
+			if err == nil {
+				entries, err = d.a.Store.Ledger(ctx, d.taskID, off, len(msgs))
+			}
+			select {
+			case ch <- page{offset: off, msgs: msgs, entries: entries, err: err}:
+			case <-ctx.Done():
+				return
+			}
+			if err != nil {
+				return
+			}
+			off += len(msgs)
+		}
+	}()
+	return ch
+}
+
+// run dispatches until every recipient of the range is final or a return bound is
+// reached, and returns the frontier: every recipient below it is final.
+func (d *dispatch) run(ctx context.Context) (int, error) {
+	loadCtx, stopLoad := context.WithCancel(ctx)
+	defer stopLoad()
+	// sendCtx ends the Graph API calls in flight (the activity ends, or a ledger
+	// failure); acquireCtx only stops waiting for the breaker and the governor, so that
+	// a returning dispatcher gives its waiting recipients back at once.
+	sendCtx, abort := context.WithCancel(ctx)
+	defer abort()
+	acquireCtx, giveBack := context.WithCancel(sendCtx)
+	defer giveBack()
+
+	pages := d.loadPages(loadCtx)
+	final := make([]bool, d.end-d.start)
+	frontier := d.start
+	var ready []item
+	var backoff itemHeap
+	inflight := 0
+	results := make(chan outcome, d.workers)
+	pagesDone := false
+	stopping := false
+	var failure error
+	began := time.Now()
+	heartbeat := time.NewTicker(time.Second)
+	defer heartbeat.Stop()
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	workerStop := activity.GetWorkerStopChannel(ctx)
+	stop := func(err error) {
+		if failure == nil {
+			failure = err
+		}
+		if !stopping {
+			stopping = true
+			giveBack()
+			stopLoad()
+		}
+	}
+
+	for {
+		now := time.Now()
+		for !stopping && inflight < d.workers {
+			var it item
+			if backoff.Len() > 0 && !backoff[0].at.After(now) {
+				// Recipients whose backoff is over go first: they are the oldest.
+				it = heap.Pop(&backoff).(item)
+			} else if len(ready) > 0 {
+				it, ready = ready[0], ready[1:]
+			} else {
+				break
+			}
+			inflight++
+			go func(it item) { results <- d.attempt(sendCtx, acquireCtx, it) }(it)
+		}
+		for frontier < d.end && final[frontier-d.start] {
+			frontier++
+		}
+		if frontier == d.end || (stopping && inflight == 0) {
+			break
+		}
+		if !stopping && d.advance > 0 && frontier-d.start >= d.advance {
+			stop(nil)
+			continue
+		}
+		if !stopping && d.maxTime > 0 && time.Since(began) >= d.maxTime {
+			stop(nil)
+			continue
+		}
+
+		var pageCh <-chan page
+		if !stopping && !pagesDone && len(ready) < d.workers {
+			pageCh = pages
+		}
+		var timerC <-chan time.Time
+		if !stopping && backoff.Len() > 0 && inflight < d.workers {
+			timer.Reset(time.Until(backoff[0].at))
+			timerC = timer.C
+		}
+		select {
+		case p, ok := <-pageCh:
+			if !ok {
+				pagesDone = true
+				continue
+			}
+			if p.err != nil {
+				stop(fmt.Errorf("load recipients: %w", p.err))
+				abort()
+				continue
+			}
+			for i, m := range p.msgs {
+				index := p.offset + i
+				e := p.entries[i]
+				switch {
+				case e.State.Final():
+					final[index-d.start] = true
+					if e.State == redisstore.LedgerFailed {
+						d.phones[index] = m.To
+					}
+				default:
+					it := item{index: index, msg: prepare(m, d.media),
+						att: sendpolicy.Attempts{Charged: e.Charged, Paired: e.Paired, Throttled: e.Throttled}}
+					if e.State == redisstore.LedgerRetry && e.RetryAt.After(now) {
+						it.at = e.RetryAt
+						heap.Push(&backoff, it)
+					} else {
+						ready = append(ready, it)
+					}
+				}
+			}
+		case o := <-results:
+			inflight--
+			switch {
+			case o.err != nil:
+				stop(o.err)
+				abort()
+			case o.final:
+				final[o.it.index-d.start] = true
+				if o.failed {
+					d.phones[o.it.index] = o.it.msg.To
+				}
+			case o.retry:
+				heap.Push(&backoff, o.it)
+			case o.unsent, o.aborted:
+				// Its ledger entry says where it stands; the next activity resumes it.
+			}
+		case <-timerC:
+		case <-heartbeat.C:
+			activity.RecordHeartbeat(ctx, frontier)
+			if d.waiting != nil && !stopping {
+				kind, since := d.pol.Waiting()
+				if string(kind) != *d.waiting && time.Since(began) >= time.Second {
+					d.waitKind, d.waitSince = string(kind), since
+					stop(nil)
+				}
+			}
+		case <-workerStop:
+			workerStop = nil
+			if d.graceful {
+				stop(nil)
+			} else {
+				stop(errors.New("worker stopping; the chunk resumes from the send ledger on the next attempt"))
+			}
+		case <-ctx.Done():
+			stop(context.Cause(ctx))
+		}
+	}
+	if d.waiting != nil && d.waitKind == "" && frontier < d.end {
+		kind, since := d.pol.Waiting()
+		d.waitKind, d.waitSince = string(kind), since
+	}
+	return frontier, failure
+}
+
+// attempt makes one send of a recipient: admission (breaker and governor), claim,
+// Graph API call, report, and then the recipient's final outcome or its backoff, both
+// written to the ledger.
+func (d *dispatch) attempt(sendCtx, acquireCtx context.Context, it item) outcome {
+	pm, err := d.pol.Acquire(acquireCtx)
+	if err != nil {
+		if acquireCtx.Err() != nil {
+			return outcome{it: it, unsent: true}
+		}
+		return outcome{it: it, err: fmt.Errorf("send admission of recipient %d: %w", it.index, err)}
+	}
+	claim, err := d.a.Store.Hold(sendCtx, d.taskID, it.index, redisstore.LedgerEntry{
+		State: redisstore.LedgerClaimed, Attempt: d.owner,
+		Charged: it.att.Charged, Paired: it.att.Paired, Throttled: it.att.Throttled,
+	})
+	switch {
+	case err != nil:
+		pm.Abandon()
+		if sendCtx.Err() != nil {
+			return outcome{it: it, aborted: true}
+		}
+		return outcome{it: it, err: fmt.Errorf("claim recipient %d: %w", it.index, err)}
+	case claim == redisstore.ClaimDone:
+		pm.Abandon()
+		return outcome{it: it, final: true}
+	case claim == redisstore.ClaimLost:
+		pm.Abandon()
+		return outcome{it: it, err: errSuperseded}
+	}
+	res, serr := d.a.Graph.Send(sendCtx, it.msg, fmt.Sprintf("%s:%d", d.taskID, it.index))
+	if serr != nil && sendCtx.Err() != nil {
+		pm.Abandon()
+		return outcome{it: it, aborted: true}
+	}
+	o := pm.Done(sendCtx, serr)
+	step := d.pol.Next(&it.att, o)
+
+	// The ledger write must land even when the activity is being cancelled: the send
+	// already happened.
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(sendCtx), 10*time.Second)
+	defer cancel()
+	if step.Final {
+		entry := redisstore.LedgerEntry{State: redisstore.LedgerSent}
+		if serr == nil {
+			entry.WAMID = res.WAMID
+		} else {
+			entry = failed(serr)
+		}
+		if _, err := d.a.Store.Record(wctx, d.taskID, it.index, entry); err != nil {
+			return outcome{it: it, err: fmt.Errorf("record recipient %d: %w", it.index, err)}
+		}
+		return outcome{it: it, final: true, failed: serr != nil}
+	}
+	it.at = time.Now().Add(step.Delay)
+	park, err := d.a.Store.Hold(wctx, d.taskID, it.index, redisstore.LedgerEntry{
+		State: redisstore.LedgerRetry, Attempt: d.owner, RetryAt: it.at,
+		Charged: it.att.Charged, Paired: it.att.Paired, Throttled: it.att.Throttled,
+	})
+	switch {
+	case err != nil:
+		return outcome{it: it, err: fmt.Errorf("park recipient %d: %w", it.index, err)}
+	case park == redisstore.ClaimLost:
+		return outcome{it: it, err: errSuperseded}
+	case park == redisstore.ClaimDone:
+		return outcome{it: it, final: true}
+	}
+	return outcome{it: it, retry: true}
+}
+
+// itemHeap orders recipients in backoff by the time they may go again.
+type itemHeap []item
+
+func (h itemHeap) Len() int           { return len(h) }
+func (h itemHeap) Less(i, j int) bool { return h[i].at.Before(h[j].at) }
+func (h itemHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *itemHeap) Push(x any)        { *h = append(*h, x.(item)) }
+func (h *itemHeap) Pop() any {
+	old := *h
+	it := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return it
+}
+
+// counts reads the outcomes of recipients [from, to) from the ledger, which holds those
+// written by earlier activities too, and names the first failures.
+func (d *dispatch) counts(ctx context.Context, from, to int) (sent, failedN int, errs []shared.RecipientError, err error) {
+	entries, err := d.a.Store.Ledger(ctx, d.taskID, from, to-from)
+	if err != nil {
+		return 0, 0, nil, fmt.Errorf("read send ledger: %w", err)
+	}
+	for i, e := range entries {
+		index := from + i
+		switch e.State {
+		case redisstore.LedgerSent:
+			sent++
+		case redisstore.LedgerFailed:
+			failedN++
+			if len(errs) < shared.MaxTaskErrors {
+				ph, ok := d.phones[index]
+				if !ok {
+					if m, err := d.a.Store.LoadMessages(ctx, d.taskID, index, 1); err == nil && len(m) == 1 {
+						ph = m[0].To
+					}
+				}
+				errs = append(errs, shared.RecipientError{Index: index, Phone: ph, Error: e.Error, Code: e.Code})
+			}
+		default:
+			return 0, 0, nil, fmt.Errorf("recipient %d has no outcome below the frontier %d", index, to)
+		}
+	}
+	return sent, failedN, errs, nil
+}
+
+// owner is the ledger owner of an attempt of the seq-th SendRange of a task (SendChunk
+// owns by its attempt alone, below every SendRange): later
+// activities own more than earlier ones, and a retry more than the attempt it replaces.
+func owner(seq int, attempt int32) int { return (seq+1)<<20 + int(attempt) }
+
+// SendRange sends recipients from in.Offset on toward in.End continuously: at most
+// MaxWorkers sends in flight, the next recipient starting as soon as a send finishes,
+// across what used to be chunk boundaries; a recipient in backoff gives its slot up
+// and comes back when its time is up. Every outcome and every backoff is written to the
+// send ledger, so the next activity, or a retry after a crash, resumes each recipient
+// exactly. It returns when the frontier (below which every recipient is final) has
+// moved by a chunk, after a minute, when what the task waits on changes (the Graph API
+// circuit of its number opened or closed), when the worker stops, or at the end.
+func (a *Activities) SendRange(ctx context.Context, in shared.RangeInput) (shared.RangeResult, error) {
+	if in.Offset < 0 || in.End < in.Offset || in.MaxWorkers < 1 {
+		return shared.RangeResult{}, fmt.Errorf("bad range %d-%d with %d workers", in.Offset, in.End, in.MaxWorkers)
+	}
+	waiting := in.Waiting
+	d := &dispatch{
+		a: a, pol: a.SendPolicy, taskID: in.TaskID, owner: owner(in.Seq, activity.GetInfo(ctx).Attempt),
+		workers: in.MaxWorkers, start: in.Offset, end: in.End, media: mediaIDs(in.Media),
+		advance: shared.ChunkSize(in.MaxWorkers), maxTime: rangeMaxTime, waiting: &waiting, graceful: true,
+		phones: map[int]string{},
+	}
+	frontier, err := d.run(ctx)
+	if err != nil {
+		return shared.RangeResult{}, err
+	}
+	sent, failedN, errs, err := d.counts(ctx, in.Offset, frontier)
+	if err != nil {
+		return shared.RangeResult{}, err
+	}
+	res := shared.RangeResult{Frontier: frontier, Sent: sent, Failed: failedN, Errors: errs, Waiting: d.waitKind}
+	if d.waitKind != "" {
+		t := d.waitSince.UTC().Truncate(time.Second)
+		res.WaitingSince = &t
+	}
+	return res, nil
+}
+
+func mediaIDs(refs []shared.MediaRef) map[string]string {
+	media := make(map[string]string, len(refs))
+	for _, m := range refs {
+		if m.MediaID != "" {
+			media[m.Link] = m.MediaID
+		}
+	}
+	return media
+}

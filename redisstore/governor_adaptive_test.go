@@ -1,0 +1,100 @@
+package redisstore
+
+import (
+	"context"
+	"testing"
+	"time"
+)
+
+func TestGovernorCutsOncePerWindowAndRecoversAdditively(t *testing.T) {
+	a, b := twoReplicas(t)
+	ctx := context.Background()
+	ga, gb := a.Governor("1065", 80), b.Governor("1065", 80)
+	if _, rate, err := ga.Reserve(ctx); err != nil || rate != 80 {
+		t.Fatalf("first rate = %v (%v), want the ceiling 80", rate, err)
+	}
+	// A second at the full rate, then a burst of 130429 from both replicas within a
+	// window: one cut.
+	for range 80 {
+		if _, _, err := gb.Reserve(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cuts := 0
+	for _, g := range []*Governor{ga, gb, ga, gb, ga} {
+		cut, _, err := g.Throttled(ctx, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cut {
+			cuts++
+		}
+	}
+	if cuts != 1 {
+		t.Fatalf("%d cuts in one window, want 1", cuts)
+	}
+	st, err := gb.State(ctx)
+	if err != nil || st.Rate < 55.99 || st.Rate > 56.01 || st.LastCut.IsZero() {
+		t.Fatalf("state after the cut = %+v (%v), want rate 56", st, err)
+	}
+	// The slots are spaced for the new rate.
+	d1, _, _ := ga.Reserve(ctx)
+	d2, _, _ := ga.Reserve(ctx)
+	if gap, want := d2-d1, time.Duration(float64(time.Second)*governorMargin/56); gap < want-time.Millisecond || gap > want+time.Millisecond {
+		t.Errorf("slot spacing %v, want %v", gap, want)
+	}
+
+	// A 130429 inside the window cuts nothing but restarts the clean second, so the
+	// next window's cut starts from 56, not from a raised rate.
+	time.Sleep(GovernorCutWindow / 2)
+	if cut, _, _ := ga.Throttled(ctx, 0); cut {
+		t.Fatal("second cut within one window")
+	}
+	time.Sleep(GovernorCutWindow/2 + 50*time.Millisecond)
+	// The next cut multiplies by 0.7, but not below 98% of what Meta accepted in the
+	// last whole second (76 of 82 sends, as the reporter counted them) nor above 95% of
+	// the refused rate: 53.2.
+	if cut, rate, _ := gb.Throttled(ctx, 76); !cut || rate < 53.19 || rate > 53.21 {
+		t.Fatalf("cut in the next window = %v, rate %v; want 53.2", cut, rate)
+	}
+	// Clean seconds raise it additively, 1% of the ceiling a second above 95% of the
+	// refused rate: 53.2 -> 54.0 -> 54.8.
+	time.Sleep(2100 * time.Millisecond)
+	_, r2, _ := ga.Reserve(ctx)
+	if r2 < 54.79 || r2 > 54.81 {
+		t.Errorf("rate after two clean seconds = %v, want 54.8", r2)
+	}
+	// The learned rate is Redis's: a new replica (or a restart) sees it.
+	c := New(b.Client(), "")
+	st, err = c.Governor("1065", 80).State(ctx)
+	if err != nil || st.Rate < 54.79 || st.Rate > 54.81 {
+		t.Errorf("a fresh store reads rate %v (%v), want the learned 54.8", st.Rate, err)
+	}
+	// A lower ceiling (WHATSAPP_MAX_MPS changed) caps it at once.
+	if _, r, _ := c.Governor("1065", 20).Reserve(ctx); r != 20 {
+		t.Errorf("rate under a ceiling of 20 = %v", r)
+	}
+}
+
+func TestGovernorCutsDeepWhenMetaAcceptedLittle(t *testing.T) {
+	a, _ := twoReplicas(t)
+	ctx := context.Background()
+	g := a.Governor("3", 80)
+	for range 80 {
+		g.Reserve(ctx)
+	}
+	g.Throttled(ctx, 0) // 80 -> 56
+	time.Sleep(GovernorCutWindow + 50*time.Millisecond)
+	// A whole second in which every send was refused: the floor is 0, the cut is x0.7
+	// of what was sent (40).
+	for range 40 {
+		g.Reserve(ctx)
+	}
+	for range 40 {
+		g.Throttled(ctx, 0)
+	}
+	time.Sleep(GovernorCutWindow + 50*time.Millisecond)
+	if cut, rate, _ := g.Throttled(ctx, 0); !cut || rate < 27.99 || rate > 28.01 {
+		t.Errorf("cut after a refused second = %v, %v; want 0.7 x 40 sent = 28", cut, rate)
+	}
+}
