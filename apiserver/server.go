@@ -44,6 +44,7 @@ type Deps struct {
 // Server holds the handlers' dependencies.
 type Server struct {
 	Deps
+	templates templateCache // Meta's template registry, for campaign preflight
 }
 
 // New returns the HTTP handler of the whole API.
@@ -82,6 +83,7 @@ func New(d Deps) http.Handler {
 			r.Post("/send-bulk-interactive", s.handle(s.sendBulkInteractive))
 			r.Post("/send-broadcast-interactive", s.handle(s.sendBroadcastInteractive))
 			r.Post("/send-personalized-broadcast", s.handle(s.sendPersonalizedBroadcast))
+			r.Post("/send-bulk-template", s.handle(s.sendBulkTemplate))
 
 			r.Get("/task-status/{task_id}", s.handle(s.taskStatus))
 			r.Get("/media/{media_id}", s.handle(s.media))

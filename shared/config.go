@@ -17,6 +17,10 @@ type Config struct {
 	WhatsAppToken         string `env:"WHATSAPP_TOKEN"`
 	WhatsAppPhoneNumberID string `env:"WHATSAPP_PHONE_NUMBER_ID"`
 	WhatsAppAppSecret     string `env:"WHATSAPP_APP_SECRET"`
+	// WhatsAppBusinessAccountID is the WhatsApp Business Account (WABA) whose template
+	// registry template campaigns are checked against before they start; unset, they
+	// are sent unchecked and Meta's refusals fail the recipients.
+	WhatsAppBusinessAccountID string `env:"WHATSAPP_BUSINESS_ACCOUNT_ID"`
 	// WhatsAppMaxMPS is the send rate allowed per business phone number, shared by every
 	// task and every worker replica (Meta's default throughput is 80 messages/s).
 	WhatsAppMaxMPS int `env:"WHATSAPP_MAX_MPS" envDefault:"80"`

@@ -3,6 +3,7 @@ package shared
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"regexp"
 	"slices"
@@ -29,14 +30,14 @@ func (p *TemplateParams) UnmarshalJSON(b []byte) error {
 	case len(b) > 0 && b[0] == '[':
 		var list []string
 		if err := json.Unmarshal(b, &list); err != nil {
-			return fmt.Errorf("parameters: a list of texts, or an object of named texts: %w", err)
+			return errParamsShape
 		}
 		*p = TemplateParams{Positional: list}
 		return nil
 	case len(b) > 0 && b[0] == '{':
 		var named map[string]string
 		if err := json.Unmarshal(b, &named); err != nil {
-			return fmt.Errorf("parameters: a list of texts, or an object of named texts: %w", err)
+			return errParamsShape
 		}
 		*p = TemplateParams{Named: named}
 		if named == nil {
@@ -44,8 +45,11 @@ func (p *TemplateParams) UnmarshalJSON(b []byte) error {
 		}
 		return nil
 	}
-	return fmt.Errorf("parameters: a list of texts, or an object of named texts")
+	return errParamsShape
 }
+
+// errParamsShape is the decoding error of parameters that are neither form.
+var errParamsShape = errors.New("'parameters' debe ser una lista de textos ([\"Ana\", \"50%\"]) o un objeto de textos con nombre ({\"nombre\": \"Ana\"})")
 
 // MarshalJSON writes the form it was given.
 func (p TemplateParams) MarshalJSON() ([]byte, error) {

@@ -54,6 +54,7 @@ const (
 	sandboxPort     = 8081
 	sandboxToken    = "sandbox-token"
 	sandboxPhoneID  = "100000000000001"
+	sandboxWABAID   = "100000000000002"
 	sandboxLatency  = 100 * time.Millisecond
 	sandboxMPS      = 80
 	sandboxBurst    = 45
@@ -254,15 +255,16 @@ func startSandbox(g *app.Group, cfg *shared.Config, apiPort int, logger *slog.Lo
 	}
 	base := "http://" + ln.Addr().String()
 	sb := sandbox.New(sandbox.Options{
-		PhoneNumberID: sandboxPhoneID,
-		Token:         sandboxToken,
-		Latency:       sandboxLatency,
-		MPS:           sandboxMPS,
-		PairBurst:     sandboxBurst,
-		PublicURL:     base,
-		WebhookURL:    "http://127.0.0.1:" + strconv.Itoa(apiPort) + "/webhook",
-		AppSecret:     cfg.WhatsAppAppSecret,
-		Logger:        logger.With("component", "sandbox"),
+		PhoneNumberID:     sandboxPhoneID,
+		BusinessAccountID: sandboxWABAID,
+		Token:             sandboxToken,
+		Latency:           sandboxLatency,
+		MPS:               sandboxMPS,
+		PairBurst:         sandboxBurst,
+		PublicURL:         base,
+		WebhookURL:        "http://127.0.0.1:" + strconv.Itoa(apiPort) + "/webhook",
+		AppSecret:         cfg.WhatsAppAppSecret,
+		Logger:            logger.With("component", "sandbox"),
 	})
 	stopHTTP, failed := app.ServeHTTP(ln, sb.Handler())
 	g.Add("sandbox", func(ctx context.Context) error {
@@ -277,6 +279,9 @@ func startSandbox(g *app.Group, cfg *shared.Config, apiPort int, logger *slog.Lo
 	}
 	cfg.WhatsAppToken = sandboxToken
 	cfg.WhatsAppPhoneNumberID = sandboxPhoneID
+	// Template campaigns are checked against the sandbox's template registry, as they
+	// would be against the business account's with Meta.
+	cfg.WhatsAppBusinessAccountID = sandboxWABAID
 	b.graph = base + " (sandbox: latency 100ms, 80 msg/s)"
 	b.media = base + sampleMediaPath
 	return nil
