@@ -26,7 +26,7 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) error {
 	if !(whatsapp && queue && ws) {
 		state, code = "degraded", http.StatusServiceUnavailable
 	}
-	writeJSON(w, code, map[string]any{
+	out := map[string]any{
 		"status": state,
 		"services": map[string]bool{
 			"webhook":           true,
@@ -34,7 +34,11 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) error {
 			"queue_service":     queue,
 			"websocket_service": ws,
 		},
-	})
+	}
+	if warnings := s.Config.SecurityWarnings(); len(warnings) > 0 {
+		out["warnings"] = warnings
+	}
+	writeJSON(w, code, out)
 	return nil
 }
 

@@ -165,9 +165,9 @@ func (s *Server) templateSpec(ctx context.Context, name, lang string) (shared.Te
 		langs = append(langs, sp.Language)
 	}
 	if len(langs) == 0 {
-		return shared.TemplateSpec{}, shared.Invalidf("La plantilla '%s' no existe en la cuenta de WhatsApp Business", name)
+		return shared.TemplateSpec{}, shared.Invalidf("La plantilla '%s' no existe en la cuenta de WhatsApp Business", shared.Cut(name))
 	}
-	return shared.TemplateSpec{}, shared.Invalidf("La plantilla '%s' no existe en el idioma '%s' (idiomas: %s)", name, lang, strings.Join(langs, ", "))
+	return shared.TemplateSpec{}, shared.Invalidf("La plantilla '%s' no existe en el idioma '%s' (idiomas: %s)", shared.Cut(name), shared.Cut(lang), strings.Join(langs, ", "))
 }
 
 // templateCache keeps the registry's answer per template name for templateCacheTTL.

@@ -354,6 +354,10 @@ func (s *Stack) Env() []string {
 		"API_KEY":                      c.APIKey,
 		"TASK_SUMMARY_TTL":             c.SummaryTTL.String(),
 	}
+	if c.WhatsAppAppSecret == "" {
+		// The production apiserver refuses to start without a secret unless told.
+		vars["WEBHOOK_ALLOW_UNSIGNED"] = "true"
+	}
 	out := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
 	for k, v := range vars {
 		out = append(out, k+"="+v)

@@ -157,7 +157,7 @@ func BulkTemplateMessage(prefix, phone, name, language string, parts TemplatePar
 	paramsPath := field(prefix, "parameters")
 	if parts.Params.IsNamed() {
 		for _, k := range sortedKeys(parts.Params.Named) {
-			path := paramsPath + "." + k
+			path := paramsPath + "." + Cut(k)
 			if !namedParamRe.MatchString(k) {
 				return Message{}, Invalidf("El nombre de parámetro '%s' no es válido (minúsculas, dígitos y '_', empezando por una letra)", path)
 			}
@@ -364,7 +364,7 @@ func TemplateVariables(text string) []string {
 // is refused before it starts. who names the recipient in the error.
 func (s TemplateSpec) CheckTemplate(who string, m Message) error {
 	t := m.Template
-	name := fmt.Sprintf("'%s' (%s)", s.Name, s.Language)
+	name := fmt.Sprintf("'%s' (%s)", Cut(s.Name), Cut(s.Language))
 	switch s.Status {
 	case TemplateApproved:
 	case "":
@@ -387,7 +387,7 @@ func (s TemplateSpec) CheckTemplate(who string, m Message) error {
 	if s.ParameterFormat == FormatNamed {
 		for _, p := range t.Named {
 			if !slices.Contains(s.BodyParams, p.Name) {
-				return Invalidf("La plantilla %s no tiene el parámetro '%s' (tiene %s); lo da %s", name, p.Name, strings.Join(s.BodyParams, ", "), who)
+				return Invalidf("La plantilla %s no tiene el parámetro '%s' (tiene %s); lo da %s", name, Cut(p.Name), strings.Join(s.BodyParams, ", "), who)
 			}
 		}
 	}

@@ -72,7 +72,7 @@ func main() {
 
 // banner collects what the closing banner prints.
 type banner struct {
-	api, ui, temporal, graph, media, redis, data, websocket, verify string
+	api, ui, temporal, graph, media, redis, data, websocket, verify, webhooks string
 }
 
 // run starts the stack, prints the banner to out and blocks until ctx ends or a part
@@ -121,6 +121,9 @@ func run(ctx context.Context, release func(), out io.Writer) (err error) {
 	}
 	g.Add("redis client", func(context.Context) error { return store.Close() }, nil)
 
+	if err := devWebhookSecret(&cfg, &b); err != nil {
+		return err
+	}
 	if err := startSandbox(g, &cfg, apiPort, logger, &b); err != nil {
 		return err
 	}
@@ -349,8 +352,9 @@ func printBanner(out io.Writer, b banner) {
     Redis            %s
     WebSocket        %s
     Webhook token    %s
+    Webhooks         %s
     Data             %s   (kept across restarts)
   Ctrl-C stops everything.
 
-`, b.api, b.api, b.ui, b.temporal, b.graph, media, b.redis, b.websocket, b.verify, b.data)
+`, b.api, b.api, b.ui, b.temporal, b.graph, media, b.redis, b.websocket, b.verify, b.webhooks, b.data)
 }
