@@ -8,7 +8,7 @@ GO ?= go
 # the machine to itself after the unit packages.
 UNIT_PKGS = $$($(GO) list ./... | grep -v '/e2e$$')
 
-.PHONY: help run test test-unit test-e2e redis build bench bench-quick vet fmt-check deps-check clean clean-data
+.PHONY: help run test test-unit test-e2e redis build bench bench-quick fuzz vet fmt-check deps-check clean clean-data
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -43,6 +43,17 @@ bench: redis build ## bulk throughput vs a plain goroutine pool (W=10, W=100; N=
 
 bench-quick: redis build ## the same comparison at N=2000 without the scale run; prints only
 	GOTOOLCHAIN=local $(GO) run ./cmd/bench -n 2000 -workers 10,100 -latency 50ms -bin bin -out "" -command "make bench-quick"
+
+FUZZTIME ?= 30s
+
+fuzz: redis ## run every fuzz target for FUZZTIME each (30s); make test runs their seed corpora
+	@export GOTOOLCHAIN=local; set -e; \
+	for pkg in $$($(GO) list ./... | grep -v '/e2e$$'); do \
+		for target in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+			echo "== $$pkg $$target"; \
+			$(GO) test -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) $$pkg; \
+		done; \
+	done
 
 vet: ## go vet every package
 	GOTOOLCHAIN=local $(GO) vet ./...

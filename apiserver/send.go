@@ -133,9 +133,10 @@ func (s *Server) sendOne(w http.ResponseWriter, r *http.Request, m shared.Messag
 func graphError(prefix string, err error) error {
 	var ge *graphapi.Error
 	if errors.As(err, &ge) && (ge.Code != 0 || ge.Type != "") { // Meta answered with its error object
-		msg := ge.Message
+		// Meta's details can echo the request; they quote no more of it than ours.
+		msg := shared.CutQuoted(ge.Message)
 		if ge.Details != "" {
-			msg += " (" + ge.Details + ")"
+			msg += " (" + shared.CutQuoted(ge.Details) + ")"
 		}
 		// Meta refusing the message is the client's to fix (400); Meta failing, or
 		// refusing wagate's own credentials or account, is not (503).

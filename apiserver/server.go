@@ -4,6 +4,7 @@
 package apiserver
 
 import (
+	"context"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
@@ -11,6 +12,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -47,7 +49,9 @@ type Server struct {
 	Deps
 	// policy paces and breaks direct single sends with the same Redis state as the
 	// worker's bulk sends; nil without a Store or Graph client.
-	policy *sendpolicy.Policy
+	policy    *sendpolicy.Policy
+	templates templateCache // Meta's template registry, for campaign preflight
+	keyLog    keyLogger
 }
 
 // New returns the HTTP handler of the whole API.
@@ -89,6 +93,7 @@ func New(d Deps) http.Handler {
 			r.Post("/send-bulk-interactive", s.handle(s.sendBulkInteractive))
 			r.Post("/send-broadcast-interactive", s.handle(s.sendBroadcastInteractive))
 			r.Post("/send-personalized-broadcast", s.handle(s.sendPersonalizedBroadcast))
+			r.Post("/send-bulk-template", s.handle(s.sendBulkTemplate))
 
 			r.Get("/task-status/{task_id}", s.handle(s.taskStatus))
 			r.Get("/media/{media_id}", s.handle(s.media))
@@ -120,17 +125,24 @@ func (s *Server) handle(h func(http.ResponseWriter, *http.Request) error) http.H
 		}
 		status := shared.HTTPStatus(err)
 		if status >= 500 {
-			s.Logger.Error("request failed", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
+			s.Logger.Error("request failed", "method", r.Method, "path", r.URL.Path, "status", status, "api_key", keyFingerprintOf(r), "err", err)
 		}
 		writeJSON(w, status, map[string]any{"success": false, "error": shared.ClientMessage(err)})
 	}
 }
 
-// requireAPIKey enforces API_KEY, when set, by X-API-Key or Authorization: Bearer.
+// requireAPIKey enforces API_KEY and API_KEYS, when set, by X-API-Key or
+// Authorization: Bearer. Every key is compared in constant time, whichever matches. The
+// key a request used is known to the logs by its fingerprint only.
 func (s *Server) requireAPIKey(next http.Handler) http.Handler {
-	want := s.Config.APIKey
-	if want == "" {
+	keys := s.Config.Keys()
+	if len(keys) == 0 {
 		return next
+	}
+	wants := make([][]byte, len(keys))
+	prints := make([]string, len(keys))
+	for i, k := range keys {
+		wants[i], prints[i] = []byte(k), shared.KeyFingerprint(k)
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got := r.Header.Get("X-API-Key")
@@ -139,13 +151,59 @@ func (s *Server) requireAPIKey(next http.Handler) http.Handler {
 				got = a[7:]
 			}
 		}
-		if subtle.ConstantTimeCompare([]byte(got), []byte(want)) != 1 {
+		match := -1
+		for i, want := range wants {
+			if subtle.ConstantTimeCompare([]byte(got), want) == 1 {
+				match = i
+			}
+		}
+		if match < 0 {
+			if got != "" {
+				s.keyLog.note(s.Logger, "api key refused", shared.KeyFingerprint(got))
+			}
 			writeJSON(w, http.StatusUnauthorized, map[string]any{"success": false,
 				"error": "No autorizado: se requiere una API key válida en X-API-Key o Authorization: Bearer"})
 			return
 		}
-		next.ServeHTTP(w, r)
+		s.keyLog.note(s.Logger, "api key in use", prints[match])
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), keyPrintCtx{}, prints[match])))
 	})
+}
+
+// keyPrintCtx carries the fingerprint of the request's API key.
+type keyPrintCtx struct{}
+
+// keyFingerprintOf is the fingerprint of the API key r was authenticated with, "" when
+// none is configured.
+func keyFingerprintOf(r *http.Request) string {
+	p, _ := r.Context().Value(keyPrintCtx{}).(string)
+	return p
+}
+
+// maxLoggedKeys bounds the fingerprints keyLogger remembers, so that a flood of wrong
+// keys cannot grow it.
+const maxLoggedKeys = 1024
+
+// keyLogger logs the first use of each key fingerprint in this process: during a
+// rotation the logs tell which keys are still in use, never the keys themselves.
+type keyLogger struct {
+	mu   sync.Mutex
+	seen map[string]bool
+}
+
+func (k *keyLogger) note(log *slog.Logger, msg, print string) {
+	k.mu.Lock()
+	first := !k.seen[print] && len(k.seen) < maxLoggedKeys
+	if first {
+		if k.seen == nil {
+			k.seen = map[string]bool{}
+		}
+		k.seen[print] = true
+	}
+	k.mu.Unlock()
+	if first {
+		log.Info(msg, "api_key", print)
+	}
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -173,11 +231,11 @@ func decode(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
 		case errors.As(err, &syntaxErr):
 			return shared.Invalidf("JSON inválido en la posición %d: %v", syntaxErr.Offset, syntaxErr)
 		case errors.As(err, &typeErr):
-			return shared.Invalidf("Tipo inválido en el campo '%s': se esperaba %s", typeErr.Field, typeErr.Type)
+			return shared.Invalidf("Tipo inválido en el campo '%s': se esperaba %s", shared.Cut(typeErr.Field), typeErr.Type)
 		case errors.Is(err, io.ErrUnexpectedEOF):
 			return shared.Invalidf("JSON inválido: el cuerpo termina antes de tiempo")
 		default:
-			return shared.Invalidf("JSON inválido: %v", err)
+			return shared.Invalidf("JSON inválido: %s", shared.Cut(err.Error()))
 		}
 	}
 	if dec.More() {

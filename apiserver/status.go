@@ -41,6 +41,9 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) error {
 	if send != nil {
 		body["whatsapp_send"] = send
 	}
+	if warnings := s.Config.SecurityWarnings(); len(warnings) > 0 {
+		body["warnings"] = warnings
+	}
 	writeJSON(w, code, body)
 	return nil
 }

@@ -26,7 +26,7 @@ func (s *Server) taskStatus(w http.ResponseWriter, r *http.Request) error {
 	id := chi.URLParam(r, "task_id")
 	if _, err := uuid.Parse(id); err != nil {
 		// Task ids are UUIDs; anything else (such as the relay workflow's id) is no task.
-		return shared.Errorf(shared.KindNotFound, "Tarea no encontrada: %s", id)
+		return shared.Errorf(shared.KindNotFound, "Tarea no encontrada: %s", shared.Cut(id))
 	}
 	st, err := s.taskState(r.Context(), id)
 	if err != nil {
@@ -95,13 +95,13 @@ func (s *Server) taskState(ctx context.Context, id string) (shared.TaskState, er
 	}
 	var nf *serviceerror.NotFound
 	if errors.As(qerr, &nf) {
-		return st, shared.Errorf(shared.KindNotFound, "Tarea no encontrada: %s", id)
+		return st, shared.Errorf(shared.KindNotFound, "Tarea no encontrada: %s", shared.Cut(id))
 	}
 
 	desc, derr := s.Temporal.DescribeWorkflowExecution(ctx, id, "")
 	if derr != nil {
 		if errors.As(derr, &nf) {
-			return st, shared.Errorf(shared.KindNotFound, "Tarea no encontrada: %s", id)
+			return st, shared.Errorf(shared.KindNotFound, "Tarea no encontrada: %s", shared.Cut(id))
 		}
 		if qerr != nil {
 			return st, shared.Wrap(shared.KindUnavailable, derr, "No se pudo consultar la tarea: Temporal no está disponible")
@@ -162,7 +162,7 @@ func (s *Server) media(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		var ge *graphapi.Error
 		if errors.As(err, &ge) && ge.Code == 100 {
-			return shared.Errorf(shared.KindNotFound, "Media no encontrado: %s", id)
+			return shared.Errorf(shared.KindNotFound, "Media no encontrado: %s", shared.Cut(id))
 		}
 		return graphError("Error obteniendo media", err)
 	}

@@ -46,6 +46,7 @@ import (
 const (
 	SandboxToken         = "sandbox-token"
 	SandboxPhoneNumberID = "100000000000001"
+	SandboxWABAID        = "100000000000002"
 )
 
 // binDir holds the binaries BuildBinary built during this run; TestMain removes it.
@@ -149,6 +150,7 @@ func NewStack(t *testing.T, o StackOptions) *Stack {
 	cfg.HTTPAddr = s.api.Listener.Addr().String()
 	cfg.WhatsAppToken = SandboxToken
 	cfg.WhatsAppPhoneNumberID = SandboxPhoneNumberID
+	cfg.WhatsAppBusinessAccountID = SandboxWABAID
 	cfg.WhatsAppAppSecret = o.AppSecret
 	cfg.WebhookVerifyToken = o.VerifyToken
 	cfg.WebSocketURL = o.WebSocketURL
@@ -166,12 +168,13 @@ func NewStack(t *testing.T, o StackOptions) *Stack {
 
 	// Sandbox.
 	sbOpts := sandbox.Options{
-		PhoneNumberID: SandboxPhoneNumberID,
-		Token:         SandboxToken,
-		Latency:       o.SandboxLatency,
-		MPS:           o.MPS,
-		AppSecret:     o.AppSecret,
-		Logger:        logger.With("component", "sandbox"),
+		PhoneNumberID:     SandboxPhoneNumberID,
+		BusinessAccountID: SandboxWABAID,
+		Token:             SandboxToken,
+		Latency:           o.SandboxLatency,
+		MPS:               o.MPS,
+		AppSecret:         o.AppSecret,
+		Logger:            logger.With("component", "sandbox"),
 	}
 	if o.SandboxWebhooks {
 		sbOpts.WebhookURL = s.API + "/webhook"
@@ -333,22 +336,27 @@ func (s *Stack) StopWorker() {
 func (s *Stack) Env() []string {
 	c := s.Config
 	vars := map[string]string{
-		"HTTP_ADDR":                 "127.0.0.1:0",
-		"WHATSAPP_API_URL":          c.WhatsAppAPIURL,
-		"WHATSAPP_API_VERSION":      c.WhatsAppAPIVersion,
-		"WHATSAPP_TOKEN":            c.WhatsAppToken,
-		"WHATSAPP_PHONE_NUMBER_ID":  c.WhatsAppPhoneNumberID,
-		"WHATSAPP_APP_SECRET":       c.WhatsAppAppSecret,
-		"WHATSAPP_MAX_MPS":          strconv.Itoa(c.WhatsAppMaxMPS),
-		"MEDIA_FETCH_ALLOW_PRIVATE": strconv.FormatBool(c.MediaFetchAllowPrivate),
-		"WEBHOOK_VERIFY_TOKEN":      c.WebhookVerifyToken,
-		"WEBSOCKET_URL":             c.WebSocketURL,
-		"REDIS_URL":                 c.RedisURL,
-		"TEMPORAL_ADDRESS":          c.TemporalAddress,
-		"TEMPORAL_NAMESPACE":        c.TemporalNamespace,
-		"BULK_MAX_WORKERS":          strconv.Itoa(c.BulkMaxWorkers),
-		"API_KEY":                   c.APIKey,
-		"TASK_SUMMARY_TTL":          c.SummaryTTL.String(),
+		"HTTP_ADDR":                    "127.0.0.1:0",
+		"WHATSAPP_API_URL":             c.WhatsAppAPIURL,
+		"WHATSAPP_API_VERSION":         c.WhatsAppAPIVersion,
+		"WHATSAPP_TOKEN":               c.WhatsAppToken,
+		"WHATSAPP_PHONE_NUMBER_ID":     c.WhatsAppPhoneNumberID,
+		"WHATSAPP_BUSINESS_ACCOUNT_ID": c.WhatsAppBusinessAccountID,
+		"WHATSAPP_APP_SECRET":          c.WhatsAppAppSecret,
+		"WHATSAPP_MAX_MPS":             strconv.Itoa(c.WhatsAppMaxMPS),
+		"MEDIA_FETCH_ALLOW_PRIVATE":    strconv.FormatBool(c.MediaFetchAllowPrivate),
+		"WEBHOOK_VERIFY_TOKEN":         c.WebhookVerifyToken,
+		"WEBSOCKET_URL":                c.WebSocketURL,
+		"REDIS_URL":                    c.RedisURL,
+		"TEMPORAL_ADDRESS":             c.TemporalAddress,
+		"TEMPORAL_NAMESPACE":           c.TemporalNamespace,
+		"BULK_MAX_WORKERS":             strconv.Itoa(c.BulkMaxWorkers),
+		"API_KEY":                      c.APIKey,
+		"TASK_SUMMARY_TTL":             c.SummaryTTL.String(),
+	}
+	if c.WhatsAppAppSecret == "" {
+		// The production apiserver refuses to start without a secret unless told.
+		vars["WEBHOOK_ALLOW_UNSIGNED"] = "true"
 	}
 	out := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
 	for k, v := range vars {

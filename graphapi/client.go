@@ -308,13 +308,13 @@ func (c *Client) Ping(ctx context.Context) error {
 func (c *Client) FetchURL(ctx context.Context, link string) ([]byte, string, error) {
 	u, err := url.Parse(link)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, "", shared.Invalidf("URL de medio no válida: %q", link)
+		return nil, "", shared.Invalidf("URL de medio no válida: %s", shared.Echo(link))
 	}
 	ctx, cancel := context.WithTimeout(ctx, TransferTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, link, nil)
 	if err != nil {
-		return nil, "", shared.Invalidf("URL de medio no válida: %q", link)
+		return nil, "", shared.Invalidf("URL de medio no válida: %s", shared.Echo(link))
 	}
 	resp, err := c.fetch.Do(req)
 	if errors.Is(err, errPrivateMedia) {

@@ -3,6 +3,7 @@ package graphapi
 import (
 	"bytes"
 	"encoding/json"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -43,12 +44,18 @@ type languageObject struct {
 
 type componentObject struct {
 	Type       string            `json:"type"`
+	SubType    string            `json:"sub_type,omitempty"`
+	Index      string            `json:"index,omitempty"`
 	Parameters []parameterObject `json:"parameters"`
 }
 
 type parameterObject struct {
-	Type string `json:"type"`
-	Text string `json:"text"`
+	Type          string       `json:"type"`
+	ParameterName string       `json:"parameter_name,omitempty"`
+	Text          string       `json:"text,omitempty"`
+	Image         *mediaObject `json:"image,omitempty"`
+	Video         *mediaObject `json:"video,omitempty"`
+	Document      *mediaObject `json:"document,omitempty"`
 }
 
 type interactiveObject struct {
@@ -140,7 +147,7 @@ func buildPayload(m shared.Message) (payload, error) {
 		p.Type = "text"
 		p.Text = &textObject{Body: m.Body, PreviewURL: hasLink(m.Body)}
 	case shared.KindTemplate:
-		t, err := template(m.Template)
+		t, err := template(m.Template, m.Header)
 		if err != nil {
 			return payload{}, err
 		}
@@ -189,7 +196,9 @@ func hasLink(body string) bool {
 	return strings.Contains(body, "http://") || strings.Contains(body, "https://")
 }
 
-func template(t *shared.Template) (*templateObject, error) {
+// template builds the template object: the header component from h (a text variable or
+// a media), the body's positional or named parameters, and the URL button's suffix.
+func template(t *shared.Template, h *shared.Header) (*templateObject, error) {
 	if t == nil || t.Name == "" {
 		return nil, invalid("falta el nombre de la plantilla")
 	}
@@ -198,12 +207,42 @@ func template(t *shared.Template) (*templateObject, error) {
 		lang = shared.DefaultLanguage
 	}
 	out := &templateObject{Name: t.Name, Language: languageObject{Code: lang}}
-	if len(t.Parameters) > 0 {
+	if h != nil {
+		p := parameterObject{Type: h.Type}
+		switch {
+		case h.Type == shared.HeaderText:
+			p.Text = h.Text
+		case h.IsMedia():
+			obj, err := media(h)
+			if err != nil {
+				return nil, err
+			}
+			p.Image, p.Video, p.Document = byType(h.Type, obj)
+		default:
+			return nil, invalid("encabezado de plantilla desconocido %q", h.Type)
+		}
+		out.Components = append(out.Components, componentObject{Type: "header", Parameters: []parameterObject{p}})
+	}
+	switch {
+	case len(t.Named) > 0:
+		// Meta needs parameter_name on every parameter of a named template.
+		params := make([]parameterObject, len(t.Named))
+		for i, v := range t.Named {
+			params[i] = parameterObject{Type: "text", ParameterName: v.Name, Text: v.Text}
+		}
+		out.Components = append(out.Components, componentObject{Type: "body", Parameters: params})
+	case len(t.Parameters) > 0:
 		params := make([]parameterObject, len(t.Parameters))
 		for i, v := range t.Parameters {
 			params[i] = parameterObject{Type: "text", Text: v}
 		}
-		out.Components = []componentObject{{Type: "body", Parameters: params}}
+		out.Components = append(out.Components, componentObject{Type: "body", Parameters: params})
+	}
+	if t.ButtonURLSuffix != "" {
+		out.Components = append(out.Components, componentObject{
+			Type: "button", SubType: "url", Index: strconv.Itoa(t.ButtonIndex),
+			Parameters: []parameterObject{{Type: "text", Text: t.ButtonURLSuffix}},
+		})
 	}
 	return out, nil
 }

@@ -1,7 +1,11 @@
 package shared
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/caarlos0/env/v11"
@@ -17,6 +21,10 @@ type Config struct {
 	WhatsAppToken         string `env:"WHATSAPP_TOKEN"`
 	WhatsAppPhoneNumberID string `env:"WHATSAPP_PHONE_NUMBER_ID"`
 	WhatsAppAppSecret     string `env:"WHATSAPP_APP_SECRET"`
+	// WhatsAppBusinessAccountID is the WhatsApp Business Account (WABA) whose template
+	// registry template campaigns are checked against before they start; unset, they
+	// are sent unchecked and Meta's refusals fail the recipients.
+	WhatsAppBusinessAccountID string `env:"WHATSAPP_BUSINESS_ACCOUNT_ID"`
 	// WhatsAppMaxMPS is the send rate allowed per business phone number, shared by every
 	// task and every worker replica (Meta's default throughput is 80 messages/s).
 	WhatsAppMaxMPS int `env:"WHATSAPP_MAX_MPS" envDefault:"80"`
@@ -36,7 +44,15 @@ type Config struct {
 
 	BulkMaxWorkers int `env:"BULK_MAX_WORKERS" envDefault:"10"`
 
-	APIKey string `env:"API_KEY"`
+	// APIKey and APIKeys are the accepted API keys (API_KEYS comma-separated), so that
+	// a key rotates without downtime: add the new one, move the clients, drop the old.
+	APIKey  string   `env:"API_KEY"`
+	APIKeys []string `env:"API_KEYS" envSeparator:","`
+
+	// WebhookAllowUnsigned lets the production apiserver start without
+	// WHATSAPP_APP_SECRET and accept unsigned webhooks; with a secret it accepts an
+	// unsigned webhook but still refuses a wrongly signed one (the dev stack).
+	WebhookAllowUnsigned bool `env:"WEBHOOK_ALLOW_UNSIGNED" envDefault:"false"`
 
 	// SummaryTTL is how long a finished task's summary is kept in Redis, so that
 	// task-status still answers after Temporal's retention dropped the workflow.
@@ -61,6 +77,40 @@ func (c Config) Check() error {
 		return fmt.Errorf("config: WHATSAPP_MAX_MPS must be at least 1, got %d", c.WhatsAppMaxMPS)
 	}
 	return nil
+}
+
+// SecurityWarnings are the settings an operator should know leave the API open:
+// webhooks accepted without a signature, /api/* without a key.
+func (c Config) SecurityWarnings() []string {
+	var w []string
+	if c.WhatsAppAppSecret == "" {
+		w = append(w, "POST /webhook accepts unsigned bodies: WHATSAPP_APP_SECRET is not set (WEBHOOK_ALLOW_UNSIGNED=true)")
+	} else if c.WebhookAllowUnsigned {
+		w = append(w, "POST /webhook accepts unsigned bodies (WEBHOOK_ALLOW_UNSIGNED=true); signed ones are checked")
+	}
+	if len(c.Keys()) == 0 {
+		w = append(w, "/api/* needs no key: neither API_KEY nor API_KEYS is set")
+	}
+	return w
+}
+
+// Keys returns the accepted API keys, API_KEY first, without blanks or repeats.
+func (c Config) Keys() []string {
+	var keys []string
+	for _, k := range append([]string{c.APIKey}, c.APIKeys...) {
+		k = strings.TrimSpace(k)
+		if k != "" && !slices.Contains(keys, k) {
+			keys = append(keys, k)
+		}
+	}
+	return keys
+}
+
+// KeyFingerprint names an API key in logs without revealing it: the first 8 hex
+// digits of its SHA-256.
+func KeyFingerprint(key string) string {
+	sum := sha256.Sum256([]byte(key))
+	return "sha256:" + hex.EncodeToString(sum[:4])
 }
 
 // Sandboxed reports whether no Meta credentials are configured, in which case the dev

@@ -64,9 +64,18 @@ type Row struct {
 	Description string `json:"description,omitempty"`
 }
 
-// Template is an approved template with positional body parameters.
+// Template is an approved template: its body parameters, positional or named, and
+// the suffix of its URL button. A header component, when the template has one to fill,
+// is the message's Header (a text, or a media uploaded once per task).
 type Template struct {
 	Name       string   `json:"name"`
 	Language   string   `json:"language"`
 	Parameters []string `json:"parameters,omitempty"`
+	// Named are the body parameters of a template with named variables ({{nombre}}),
+	// sorted by name; Parameters is then empty.
+	Named []NamedParam `json:"named,omitempty"`
+	// ButtonURLSuffix fills the variable at the end of the URL of the button at
+	// ButtonIndex (0 to 9, among all the template's buttons).
+	ButtonURLSuffix string `json:"button_url_suffix,omitempty"`
+	ButtonIndex     int    `json:"button_index,omitempty"`
 }

@@ -68,8 +68,8 @@ func ValidatePhone(path, phone string) error {
 		return err
 	}
 	if len(phone) < MinPhoneDigits || len(phone) > MaxPhoneDigits || strings.Trim(phone, "0123456789") != "" {
-		return Invalidf("Número de teléfono inválido en '%s': %q (formato internacional, solo dígitos, de %d a %d, sin '+' ni espacios)",
-			path, phone, MinPhoneDigits, MaxPhoneDigits)
+		return Invalidf("Número de teléfono inválido en '%s': %s (formato internacional, solo dígitos, de %d a %d, sin '+' ni espacios)",
+			path, Echo(phone), MinPhoneDigits, MaxPhoneDigits)
 	}
 	return nil
 }
@@ -147,7 +147,7 @@ func header(prefix, typ, content string) (*Header, error) {
 		}
 		return &Header{Type: typ, Link: content}, nil
 	default:
-		return nil, Invalidf("El campo '%s' no es válido: %q (use text, image, video o document)", typePath, typ)
+		return nil, Invalidf("El campo '%s' no es válido: %s (use text, image, video o document)", typePath, Echo(typ))
 	}
 }
 
@@ -244,7 +244,7 @@ func ValidateList(l ListFields, requireHeaderFooter bool) error {
 				return err
 			}
 			if prev, dup := ids[r.ID]; dup {
-				return Invalidf("El id %q de '%s' está repetido (ya usado en '%s'); cada fila necesita un id único", r.ID, rp, prev)
+				return Invalidf("El id %s de '%s' está repetido (ya usado en '%s'); cada fila necesita un id único", Echo(r.ID), rp, prev)
 			}
 			ids[r.ID] = rp
 			if err := requiredMax(rp+".title", r.Title, MaxRowTitle); err != nil {

@@ -42,6 +42,12 @@ func run(ctx context.Context) (err error) {
 	if len(os.Args) > 1 && os.Args[1] == "healthcheck" {
 		return healthcheck(ctx, cfg.HTTPAddr)
 	}
+	if err := checkSecurity(cfg); err != nil {
+		return err
+	}
+	for _, w := range cfg.SecurityWarnings() {
+		logger.Warn(w)
+	}
 
 	g := app.NewGroup(logger)
 	defer func() { err = errors.Join(err, g.Stop()) }()
@@ -66,9 +72,24 @@ func run(ctx context.Context) (err error) {
 	stopHTTP, failed := app.ServeHTTP(ln, h)
 	g.Add("http", stopHTTP, failed)
 
+	prints := make([]string, 0, len(cfg.Keys()))
+	for _, k := range cfg.Keys() {
+		prints = append(prints, shared.KeyFingerprint(k))
+	}
 	logger.Info("api listening", "addr", ln.Addr().String(), "temporal", cfg.TemporalAddress,
-		"namespace", cfg.TemporalNamespace, "api_key", cfg.APIKey != "", "webhook_signed", cfg.WhatsAppAppSecret != "")
+		"namespace", cfg.TemporalNamespace, "api_keys", prints, "webhook_signed", cfg.WhatsAppAppSecret != "")
 	return g.Wait(ctx)
+}
+
+// checkSecurity refuses a production start that would accept forged webhooks: without
+// WHATSAPP_APP_SECRET anyone who finds /webhook could inject inbound "messages" that
+// reach the downstream WebSocket as if Meta had sent them.
+func checkSecurity(cfg shared.Config) error {
+	if cfg.WhatsAppAppSecret == "" && !cfg.WebhookAllowUnsigned {
+		return errors.New("WHATSAPP_APP_SECRET is not set, so POST /webhook could not tell Meta's webhooks from forged ones: " +
+			"set it to the app secret of your Meta app, or set WEBHOOK_ALLOW_UNSIGNED=true to accept unsigned webhooks knowingly")
+	}
+	return nil
 }
 
 // healthcheck GETs /api/health on the local server listening on addr.

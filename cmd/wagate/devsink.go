@@ -2,6 +2,9 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -61,6 +64,31 @@ func startWebSocketSink(g *app.Group, cfg *shared.Config, logger *slog.Logger, b
 	g.Add("websocket sink", func(ctx context.Context) error { return stop(ctx) }, failed)
 	cfg.WebSocketURL = "ws://" + ln.Addr().String() + "/ws"
 	b.websocket = cfg.WebSocketURL + " (dev sink: logs every relayed event)"
+	return nil
+}
+
+// devWebhookSecret keeps the dev stack's webhooks both signed and open: with the
+// sandbox and no WHATSAPP_APP_SECRET, a random secret is made for this run, the sandbox
+// signs its status webhooks with it and a wrong signature is refused, while unsigned
+// bodies (the contract's webhook curl) are accepted, as in development.
+func devWebhookSecret(cfg *shared.Config, b *banner) error {
+	switch {
+	case cfg.WhatsAppAppSecret != "" && cfg.WebhookAllowUnsigned:
+		b.webhooks = "signatures checked (WHATSAPP_APP_SECRET); unsigned accepted (WEBHOOK_ALLOW_UNSIGNED)"
+	case cfg.WhatsAppAppSecret != "":
+		b.webhooks = "signature required (WHATSAPP_APP_SECRET)"
+	case cfg.Sandboxed():
+		key := make([]byte, 32)
+		if _, err := rand.Read(key); err != nil {
+			return fmt.Errorf("dev webhook secret: %w", err)
+		}
+		cfg.WhatsAppAppSecret = hex.EncodeToString(key)
+		cfg.WebhookAllowUnsigned = true
+		b.webhooks = "the sandbox signs with a secret made for this run; unsigned accepted (development)"
+	default:
+		cfg.WebhookAllowUnsigned = true
+		b.webhooks = "UNSIGNED accepted: set WHATSAPP_APP_SECRET to your Meta app secret"
+	}
 	return nil
 }
 

@@ -54,6 +54,7 @@ const (
 	sandboxPort     = 8081
 	sandboxToken    = "sandbox-token"
 	sandboxPhoneID  = "100000000000001"
+	sandboxWABAID   = "100000000000002"
 	sandboxLatency  = 100 * time.Millisecond
 	sandboxMPS      = 80
 	sandboxBurst    = 45
@@ -71,7 +72,7 @@ func main() {
 
 // banner collects what the closing banner prints.
 type banner struct {
-	api, ui, temporal, graph, media, redis, data, websocket, verify string
+	api, ui, temporal, graph, media, redis, data, websocket, verify, webhooks string
 }
 
 // run starts the stack, prints the banner to out and blocks until ctx ends or a part
@@ -120,6 +121,9 @@ func run(ctx context.Context, release func(), out io.Writer) (err error) {
 	}
 	g.Add("redis client", func(context.Context) error { return store.Close() }, nil)
 
+	if err := devWebhookSecret(&cfg, &b); err != nil {
+		return err
+	}
 	if err := startSandbox(g, &cfg, apiPort, logger, &b); err != nil {
 		return err
 	}
@@ -254,15 +258,16 @@ func startSandbox(g *app.Group, cfg *shared.Config, apiPort int, logger *slog.Lo
 	}
 	base := "http://" + ln.Addr().String()
 	sb := sandbox.New(sandbox.Options{
-		PhoneNumberID: sandboxPhoneID,
-		Token:         sandboxToken,
-		Latency:       sandboxLatency,
-		MPS:           sandboxMPS,
-		PairBurst:     sandboxBurst,
-		PublicURL:     base,
-		WebhookURL:    "http://127.0.0.1:" + strconv.Itoa(apiPort) + "/webhook",
-		AppSecret:     cfg.WhatsAppAppSecret,
-		Logger:        logger.With("component", "sandbox"),
+		PhoneNumberID:     sandboxPhoneID,
+		BusinessAccountID: sandboxWABAID,
+		Token:             sandboxToken,
+		Latency:           sandboxLatency,
+		MPS:               sandboxMPS,
+		PairBurst:         sandboxBurst,
+		PublicURL:         base,
+		WebhookURL:        "http://127.0.0.1:" + strconv.Itoa(apiPort) + "/webhook",
+		AppSecret:         cfg.WhatsAppAppSecret,
+		Logger:            logger.With("component", "sandbox"),
 	})
 	stopHTTP, failed := app.ServeHTTP(ln, sb.Handler())
 	g.Add("sandbox", func(ctx context.Context) error {
@@ -277,6 +282,9 @@ func startSandbox(g *app.Group, cfg *shared.Config, apiPort int, logger *slog.Lo
 	}
 	cfg.WhatsAppToken = sandboxToken
 	cfg.WhatsAppPhoneNumberID = sandboxPhoneID
+	// Template campaigns are checked against the sandbox's template registry, as they
+	// would be against the business account's with Meta.
+	cfg.WhatsAppBusinessAccountID = sandboxWABAID
 	b.graph = base + " (sandbox: latency 100ms, 80 msg/s)"
 	b.media = base + sampleMediaPath
 	return nil
@@ -344,8 +352,9 @@ func printBanner(out io.Writer, b banner) {
     Redis            %s
     WebSocket        %s
     Webhook token    %s
+    Webhooks         %s
     Data             %s   (kept across restarts)
   Ctrl-C stops everything.
 
-`, b.api, b.api, b.ui, b.temporal, b.graph, media, b.redis, b.websocket, b.verify, b.data)
+`, b.api, b.api, b.ui, b.temporal, b.graph, media, b.redis, b.websocket, b.verify, b.webhooks, b.data)
 }

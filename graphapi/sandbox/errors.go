@@ -29,6 +29,9 @@ const (
 	CodeInvalidValue       = 131009
 	CodeTemplateParamCount = 132000
 	CodeTemplateMissing    = 132001
+	CodeTemplateFormat     = 132012
+	CodeTemplatePaused     = 132015
+	CodeTemplateDisabled   = 132016
 	CodeTemplateParamText  = 132018
 )
 
@@ -58,8 +61,9 @@ var titles = map[int]string{
 	131031:                 "Account has been locked",
 	131042:                 "Business eligibility payment issue",
 	131057:                 "Account in maintenance mode",
-	132015:                 "Template is paused",
-	132016:                 "Template is disabled",
+	CodeTemplateFormat:     "Parameter format does not match format in the created template",
+	CodeTemplatePaused:     "Template is paused",
+	CodeTemplateDisabled:   "Template is disabled",
 	368:                    "Temporarily blocked for policies violations",
 	4:                      "Application request limit reached",
 	80007:                  "Rate limit issues",

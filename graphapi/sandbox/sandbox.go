@@ -64,6 +64,12 @@ type Options struct {
 	AppSecret   string
 	StatusDelay time.Duration // spacing between sent -> delivered -> read (default 200ms)
 	Logger      *slog.Logger
+	// Templates is the message template registry that template sends are checked
+	// against and GET /{waba-id}/message_templates lists; nil = DefaultTemplates().
+	Templates []Template
+	// BusinessAccountID is the accepted WhatsApp Business Account id of the template
+	// routes; "" accepts any.
+	BusinessAccountID string
 }
 
 // Faults are injected into POST /messages after a payload passed validation. A
@@ -198,6 +204,7 @@ type Server struct {
 	seed      maphash.Seed
 	seq       atomic.Uint64
 	media     *mediaStore
+	templates *registry
 	hooks     *webhooks
 
 	inFlight    atomic.Int64
@@ -246,6 +253,7 @@ func New(opts Options) *Server {
 		mpsLimit:  max(opts.MPS, 0),
 		pairBurst: max(opts.PairBurst, 0),
 	}
+	s.templates = newRegistry(opts.Templates)
 	s.SetPublicURL(opts.PublicURL)
 	s.faults.Store(&Faults{})
 	s.resetLocked()
@@ -401,6 +409,8 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 			break
 		}
 		e = s.handleSend(w, r, parts[0])
+	case len(parts) == 2 && parts[1] == "message_templates":
+		e = s.handleTemplates(w, r, parts[0])
 	case len(parts) == 2 && parts[1] == "media":
 		if r.Method != http.MethodPost {
 			e = unsupported(strings.ToLower(r.Method), parts[0]+"/media")
@@ -595,6 +605,11 @@ func (s *Server) send(w http.ResponseWriter, r *http.Request, pnid string, body 
 	req, e := validateSend(m, s.media.known)
 	if e != nil {
 		return e
+	}
+	if req.typ == "template" {
+		if e := s.templates.checkTemplateSend(req.content); e != nil {
+			return e
+		}
 	}
 	f := s.faults.Load()
 	switch {
@@ -816,6 +831,7 @@ func (s *Server) serveControl(w http.ResponseWriter, r *http.Request, parts []st
 		s.handleDownload(w, r, parts[1])
 	case len(parts) == 2 && parts[0] == "assets" && (r.Method == http.MethodGet || r.Method == http.MethodHead):
 		serveAsset(w, r, parts[1])
+	case len(parts) >= 1 && parts[0] == "templates" && s.serveTemplateControl(w, r, parts):
 	case route == "GET stats":
 		writeJSON(w, http.StatusOK, s.Stats())
 	case route == "POST reset":

@@ -132,10 +132,10 @@ func TestValidation(t *testing.T) {
 
 		// template
 		{"template", templateMsg, 200, 0, ""},
-		{"template, no components", set(templateMsg, "template.components", nil), 200, 0, ""},
+		{"template, no components", set(templateMsg, "template.components", nil), 400, CodeTemplateFormat, "header: Format mismatch, expected IMAGE, received UNKNOWN"},
 		{"template, named parameters", set(templateMsg, "template.components.1.parameters", []any{
 			map[string]any{"type": "text", "parameter_name": "name", "text": "Ada"},
-		}), 200, 0, ""},
+		}), 400, CodeTemplateFormat, "body: Parameter format does not match"},
 		{"template, mixed named and positional", set(templateMsg, "template.components.1.parameters", []any{
 			map[string]any{"type": "text", "parameter_name": "name", "text": "Ada"},
 			map[string]any{"type": "text", "text": "x"},
@@ -147,7 +147,8 @@ func TestValidation(t *testing.T) {
 		{"template, unknown component type", set(templateMsg, "template.components.0.type", "top"), 400, CodeInvalidParameter, "template.components[0].type"},
 		{"template, button without sub_type", set(templateMsg, "template.components.2.sub_type", nil), 400, CodeMissingParameter, "template.components[2].sub_type: required"},
 		{"template, button index 10", set(templateMsg, "template.components.2.index", "10"), 400, CodeInvalidParameter, "template.components[2].index"},
-		{"template, button index as number", set(templateMsg, "template.components.2.index", 1), 200, 0, ""},
+		{"template, button index as number", set(templateMsg, "template.components.2.index", 0), 200, 0, ""},
+		{"template, button at an index the template lacks", set(templateMsg, "template.components.2.index", "1"), 400, CodeTemplateParamCount, "button 0: number of localizable_params (0)"},
 		{"template, parameter type missing", set(templateMsg, "template.components.1.parameters.0.type", nil), 400, CodeMissingParameter, "template.components[1].parameters[0].type: required"},
 		{"template, text parameter with newline", set(templateMsg, "template.components.1.parameters.0.text", "a\nb"), 400, CodeTemplateParamText, "new-line/tab"},
 		{"template, text parameter with 5 spaces", set(templateMsg, "template.components.1.parameters.0.text", "a     b"), 400, CodeTemplateParamText, "consecutive spaces"},
