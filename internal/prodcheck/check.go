@@ -416,12 +416,37 @@ func (c *check) do(req *http.Request) (int, map[string]any, error) {
 
 // inbound posts signed text webhooks one at a time, alternating between the
 // apiservers, each retried until answered 200 as Meta retries, so that their order
-// is defined: the order of the 200s.
+// is defined: the order of the 200s. It goes on until stop is set, so that the
+// webhooks span the whole task, the worker kill and the PostgreSQL outage.
 type inbound struct {
-	posted  []string
-	retries atomic.Int64
-	perAPI  []int
-	err     error
+	stop     atomic.Bool
+	posted   []string
+	first    []time.Time // when each posted webhook was first tried
+	accepted []time.Time // when it was answered 200
+	retries  int
+	perAPI   []int
+	err      error
+}
+
+// across counts the webhooks in flight at some point of [from, to]: first tried
+// before to and accepted after from.
+func (in *inbound) across(from, to time.Time) int {
+	n := 0
+	for i := range in.accepted {
+		if in.first[i].Before(to) && in.accepted[i].After(from) {
+			n++
+		}
+	}
+	return n
+}
+
+// slowest is the longest time from a webhook's first try to its 200.
+func (in *inbound) slowest() time.Duration {
+	var d time.Duration
+	for i := range in.accepted {
+		d = max(d, in.accepted[i].Sub(in.first[i]))
+	}
+	return d
 }
 
 func textWebhook(id, from, body string) []byte {
@@ -432,14 +457,15 @@ func textWebhook(id, from, body string) []byte {
 		phoneNumberID, from, from, from, id, body))
 }
 
-func (c *check) postInbound(ctx context.Context, in *inbound, n int, every time.Duration) {
+func (c *check) postInbound(ctx context.Context, in *inbound, every time.Duration) {
 	in.perAPI = make([]int, len(c.apis))
-	for i := range n {
+	for i := 0; !in.stop.Load(); i++ {
 		id := fmt.Sprintf("wamid.PRODCHECK%05d", i)
 		body := textWebhook(id, fmt.Sprintf("57300000000%d", i%3), fmt.Sprintf("mensaje %d", i))
 		sig := map[string]string{"X-Hub-Signature-256": sandbox.Sign([]byte(appSecret), body)}
 		api := i % len(c.apis)
-		deadline := time.Now().Add(2 * time.Minute)
+		first := time.Now()
+		deadline := first.Add(2 * time.Minute)
 		for {
 			code, out, err := c.postJSON(ctx, c.apis[api]+"/webhook", body, sig)
 			if err == nil && code == http.StatusOK && out["success"] == true {
@@ -447,11 +473,11 @@ func (c *check) postInbound(ctx context.Context, in *inbound, n int, every time.
 			}
 			// 503 (Redis or Temporal briefly unavailable) and connection errors are
 			// what Meta retries; anything else is wrong.
-			if err == nil && code != http.StatusServiceUnavailable && code != http.StatusInternalServerError {
+			if err == nil && code != http.StatusServiceUnavailable {
 				in.err = fmt.Errorf("POST /webhook %s = %d %v", id, code, out)
 				return
 			}
-			in.retries.Add(1)
+			in.retries++
 			if time.Now().After(deadline) || ctx.Err() != nil {
 				in.err = fmt.Errorf("POST /webhook %s not accepted within 2m: %d %v %v", id, code, out, err)
 				return
@@ -459,6 +485,8 @@ func (c *check) postInbound(ctx context.Context, in *inbound, n int, every time.
 			time.Sleep(500 * time.Millisecond)
 		}
 		in.posted = append(in.posted, id)
+		in.first = append(in.first, first)
+		in.accepted = append(in.accepted, time.Now())
 		in.perAPI[api]++
 		select {
 		case <-ctx.Done():
@@ -515,13 +543,12 @@ func (c *check) runTask(ctx context.Context) error {
 	// Inbound webhooks flow during the whole task, through both apiservers, across
 	// the worker kill and the PostgreSQL restart.
 	in := &inbound{}
-	inCtx, stopInbound := context.WithCancel(ctx)
-	defer stopInbound()
+	defer in.stop.Store(true)
 	var inWG sync.WaitGroup
 	inWG.Add(1)
 	go func() {
 		defer inWG.Done()
-		c.postInbound(inCtx, in, c.o.inbound, 250*time.Millisecond)
+		c.postInbound(ctx, in, c.o.inboundEvery)
 	}()
 
 	var (
@@ -532,6 +559,7 @@ func (c *check) runTask(ctx context.Context) error {
 		last                  taskStatus
 		polls                 = []int{0, 0}
 		restartTook           time.Duration
+		pgRestarted           = make(chan restartResult, 1)
 	)
 	deadline := time.Now().Add(c.o.timeout)
 	for i := 0; ; i++ {
@@ -574,14 +602,24 @@ func (c *check) runTask(ctx context.Context) error {
 		}
 		if restartedAt < 0 && killedAt >= 0 && st.Result.Sent >= n/2 {
 			restartedAt = st.Result.Sent
-			t := time.Now()
-			if err := c.pg.restart(ctx, c.o.restartMode); err != nil {
-				return err
-			}
-			restartTook = time.Since(t)
-			c.logf("PostgreSQL restarted (-m %s, %v) at %d/%d sent", c.o.restartMode, restartTook.Round(time.Millisecond), st.Result.Sent, n)
+			c.logf("PostgreSQL stop -m %s at %d/%d sent", c.o.restartMode, st.Result.Sent, n)
+			// Polls and webhooks go on while PostgreSQL is down.
+			go func() {
+				t := time.Now()
+				err := c.pg.restart(ctx, c.o.restartMode, c.o.pgDown)
+				c.logf("PostgreSQL up again after %v", time.Since(t).Round(time.Millisecond))
+				pgRestarted <- restartResult{t, time.Now(), err}
+			}()
 		}
 		time.Sleep(300 * time.Millisecond)
+	}
+	var pgOutage restartResult
+	if restartedAt >= 0 {
+		pgOutage = <-pgRestarted
+		if pgOutage.err != nil {
+			return fmt.Errorf("restart PostgreSQL: %w", pgOutage.err)
+		}
+		restartTook = pgOutage.up.Sub(pgOutage.down)
 	}
 	took := time.Since(t0)
 	c.logf("task %s SUCCESS after %v: %+v", taskID, took.Round(time.Millisecond), last.Result)
@@ -605,7 +643,7 @@ func (c *check) runTask(ctx context.Context) error {
 	if killedRunning == 0 {
 		fail("the killed worker ran none of the task's activities: the kill proved nothing")
 	}
-	c.say("faults: SIGKILL %s while it ran %d SendChunk attempt(s) of the task, at %d/%d sent (restarted 5 s later); PostgreSQL restart -m %s at %d/%d sent (%v); %d task-status polls answered non-200 meanwhile",
+	c.say("faults: SIGKILL %s while it ran %d SendChunk attempt(s) of the task, at %d/%d sent (restarted 5 s later); PostgreSQL stopped -m %s at %d/%d sent, back after %v; %d task-status polls failed meanwhile",
 		killedName, killedRunning, killedAt, n, c.o.restartMode, restartedAt, n, restartTook.Round(time.Millisecond), pollErrors)
 
 	// Every recipient got its message from the sandbox's point of view (Meta's), and
@@ -639,6 +677,7 @@ func (c *check) runTask(ctx context.Context) error {
 		n-len(missing), n, repeats, c.o.workers, sbStats.Accepted, sbStats.Rejected, sbStats.ByCode)
 
 	// Inbound: all posted events reach the consumer, in order.
+	in.stop.Store(true)
 	inWG.Wait()
 	if in.err != nil {
 		fail("inbound: %v", in.err)
@@ -664,8 +703,12 @@ func (c *check) runTask(ctx context.Context) error {
 	case v.repeats > c.o.workers:
 		fail("inbound: %d repeated frames; want at most %d", v.repeats, c.o.workers)
 	}
-	c.say("inbound: %d signed webhooks posted (%d via apiserver-1, %d via apiserver-2, %d retried after 503), %d frames relayed: %d distinct in order, %d repeats",
-		len(in.posted), in.perAPI[0], in.perAPI[1], in.retries.Load(), len(got), len(got)-v.repeats, v.repeats)
+	duringOutage := in.across(pgOutage.down, pgOutage.up)
+	if duringOutage == 0 {
+		fail("inbound: no webhook was in flight during the PostgreSQL outage")
+	}
+	c.say("inbound: %d signed webhooks posted every %v for the whole task (%d via apiserver-1, %d via apiserver-2); %d in flight during the PostgreSQL outage, %d retries after 503 or a refused connection, slowest 200 after %v; %d frames relayed: %d distinct in posting order, %d repeats",
+		len(in.posted), c.o.inboundEvery, in.perAPI[0], in.perAPI[1], duringOutage, in.retries, in.slowest().Round(time.Millisecond), len(got), len(got)-v.repeats, v.repeats)
 
 	// The relay queue drains, as seen through both apiservers.
 	for _, api := range c.apis {
@@ -691,6 +734,12 @@ func (c *check) runTask(ctx context.Context) error {
 		return errors.New(strings.Join(failures, "; "))
 	}
 	return nil
+}
+
+// restartResult is how a PostgreSQL restart went.
+type restartResult struct {
+	down, up time.Time
+	err      error
 }
 
 // busyWorker returns the worker process running most of the task's pending

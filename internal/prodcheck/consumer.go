@@ -97,7 +97,7 @@ func (c *consumer) close() { _ = c.srv.Close() }
 type relayVerdict struct {
 	missing  []string
 	repeats  int
-	outOfOrd int // first arrivals not in posting order
+	outOfOrd int // first arrivals of ids posted before an id that arrived earlier
 	unknown  []string
 }
 
@@ -108,7 +108,7 @@ func judgeRelay(posted, got []string) relayVerdict {
 		want[id] = i
 	}
 	seen := map[string]bool{}
-	next := 0
+	highest := -1
 	for _, id := range got {
 		i, ok := want[id]
 		switch {
@@ -118,10 +118,10 @@ func judgeRelay(posted, got []string) relayVerdict {
 			v.repeats++
 		default:
 			seen[id] = true
-			if i != next {
+			if i < highest {
 				v.outOfOrd++
 			}
-			next = i + 1
+			highest = max(highest, i)
 		}
 	}
 	for _, id := range posted {

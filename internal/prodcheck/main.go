@@ -33,16 +33,17 @@ import (
 
 // options are the check's flags.
 type options struct {
-	binDir      string
-	repoDir     string
-	schemaDir   string
-	recipients  int
-	workers     int
-	latency     time.Duration
-	inbound     int
-	restartMode string
-	timeout     time.Duration
-	keep        bool
+	binDir       string
+	repoDir      string
+	schemaDir    string
+	recipients   int
+	workers      int
+	latency      time.Duration
+	inboundEvery time.Duration
+	restartMode  string
+	pgDown       time.Duration
+	timeout      time.Duration
+	keep         bool
 }
 
 func main() {
@@ -53,8 +54,9 @@ func main() {
 	flag.IntVar(&o.recipients, "n", 5000, "recipients of the bulk task")
 	flag.IntVar(&o.workers, "workers", 10, "BULK_MAX_WORKERS (W): sends in flight per task, and the most repeats allowed")
 	flag.DurationVar(&o.latency, "latency", 150*time.Millisecond, "the sandbox's latency per send")
-	flag.IntVar(&o.inbound, "inbound", 120, "signed inbound webhooks to post")
-	flag.StringVar(&o.restartMode, "pg-restart-mode", "fast", "pg_ctl restart mode mid-task: fast or immediate")
+	flag.DurationVar(&o.inboundEvery, "inbound-every", 250*time.Millisecond, "pause between signed inbound webhooks, posted for the whole task")
+	flag.StringVar(&o.restartMode, "pg-stop-mode", "immediate", "pg_ctl stop mode mid-task: immediate (a crash, WAL recovery at start) or fast")
+	flag.DurationVar(&o.pgDown, "pg-down", 3*time.Second, "how long PostgreSQL stays down mid-task")
 	flag.DurationVar(&o.timeout, "timeout", 10*time.Minute, "the whole check's time limit")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary folder (data and logs) even on success")
 	flag.Parse()

@@ -137,12 +137,18 @@ func (pg *postgres) start(ctx context.Context) error {
 }
 
 // restart stops the server with mode (fast: disconnect everyone, roll back open
-// transactions; immediate: a crash, recovered from the WAL at start) and starts it
-// again with the same options.
-func (pg *postgres) restart(ctx context.Context, mode string) error {
-	// -l again: without it the new server would write to pg_ctl's output, which is
-	// a pipe this check reads until it closes.
-	return pg.cmd(ctx, "pg_ctl", "pg_ctl", "-D", pg.dataDir, "-l", pg.logFile, "-m", mode, "-w", "-t", "60", "restart")
+// transactions; immediate: a crash, recovered from the WAL at start), keeps it down
+// for down, and starts it again with the same options.
+func (pg *postgres) restart(ctx context.Context, mode string, down time.Duration) error {
+	if err := pg.cmd(ctx, "pg_ctl", "pg_ctl", "-D", pg.dataDir, "-m", mode, "-w", "-t", "60", "stop"); err != nil {
+		return err
+	}
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(down):
+	}
+	return pg.start(ctx)
 }
 
 // stop stops the server if it runs; used at the end, whatever happened.
