@@ -673,8 +673,12 @@ func (c *check) runTask(ctx context.Context) error {
 	if sbStats.Accepted != int64(n+repeats) {
 		fail("sandbox accepted %d sends; want %d recipients + %d repeats", sbStats.Accepted, n, repeats)
 	}
-	c.say("sandbox (Meta): %d/%d recipients received their message, %d repeats (at most W=%d), accepted %d, rejected %d %v",
-		n-len(missing), n, repeats, c.o.workers, sbStats.Accepted, sbStats.Rejected, sbStats.ByCode)
+	codes := ""
+	if len(sbStats.ByCode) > 0 {
+		codes = fmt.Sprintf(" (by Meta code %v)", sbStats.ByCode)
+	}
+	c.say("sandbox (Meta): %d/%d recipients received their message, %d repeats (at most W=%d), accepted %d, rejected %d%s",
+		n-len(missing), n, repeats, c.o.workers, sbStats.Accepted, sbStats.Rejected, codes)
 
 	// Inbound: all posted events reach the consumer, in order.
 	in.stop.Store(true)
