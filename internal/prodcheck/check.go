@@ -162,8 +162,8 @@ func (c *check) startPostgres(ctx context.Context) error {
 	if c.pg.runAs != "" {
 		runAs = "user " + c.pg.runAs
 	}
-	c.logf("postgresql (%s) on 127.0.0.1:%d as %s", c.pg.bin, c.pg.port, runAs)
-	c.say("postgresql: %s on 127.0.0.1:%d, run as %s, data in a temporary folder", c.pg.bin, c.pg.port, runAs)
+	c.logf("%s (%s) on 127.0.0.1:%d as %s", c.pg.version(), c.pg.bin, c.pg.port, runAs)
+	c.say("postgresql: %s from %s on 127.0.0.1:%d, run as %s, data in a temporary folder", c.pg.version(), c.pg.bin, c.pg.port, runAs)
 	return nil
 }
 
@@ -631,6 +631,29 @@ func (c *check) runTask(ctx context.Context) error {
 	}
 	if last.Result.Sent != n || last.Result.Failed != 0 || last.Result.Total != n {
 		fail("task result %+v; want sent %d, failed 0, total %d", last.Result, n, n)
+	}
+	// The Web UI lists tasks from the visibility store, temporal_visibility in
+	// PostgreSQL: the finished task must be there, closed as completed.
+	var visible string
+	for end := time.Now().Add(30 * time.Second); ; {
+		resp, err := c.temporal.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
+			Namespace: namespace, Query: fmt.Sprintf("WorkflowId = '%s'", taskID)})
+		if err == nil {
+			for _, e := range resp.GetExecutions() {
+				if e.GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED {
+					visible = e.GetType().GetName()
+				}
+			}
+		}
+		if visible != "" || time.Now().After(end) {
+			break
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	if visible == "" {
+		fail("task %s is not listed as completed in the visibility store", taskID)
+	} else {
+		c.say("visibility: %s %s listed as Completed in temporal_visibility (what the Web UI lists)", visible, taskID)
 	}
 	for _, api := range c.apis {
 		st, code, err := c.status(ctx, api, taskID)

@@ -103,6 +103,15 @@ func newPostgres(dir string, port int, ps *procs) (*postgres, error) {
 	return pg, nil
 }
 
+// version is what the server binary says it is, e.g. "postgres (PostgreSQL) 15.18".
+func (pg *postgres) version() string {
+	out, err := exec.Command(filepath.Join(pg.bin, "postgres"), "--version").Output()
+	if err != nil {
+		return "postgres (version unknown: " + err.Error() + ")"
+	}
+	return strings.TrimSpace(string(out))
+}
+
 // cmd runs one PostgreSQL program to completion, as runAs when set.
 func (pg *postgres) cmd(ctx context.Context, logName, prog string, args ...string) error {
 	bin := filepath.Join(pg.bin, prog)
