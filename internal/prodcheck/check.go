@@ -155,8 +155,21 @@ func (c *check) startPostgres(ctx context.Context) error {
 	if err := c.pg.initdb(ctx); err != nil {
 		return err
 	}
-	if err := c.pg.start(ctx); err != nil {
-		return err
+	// The port may be taken between choosing and binding it: then another one.
+	for attempt := 1; ; attempt++ {
+		err := c.pg.start(ctx)
+		if err == nil {
+			break
+		}
+		if attempt == 3 || !portTaken(c.pg.logFile) {
+			return err
+		}
+		if ports, err = freePorts(1); err != nil {
+			return err
+		}
+		c.logf("postgresql: port taken; trying %d", ports[0])
+		c.pg.port = ports[0]
+		_ = os.Truncate(c.pg.logFile, 0)
 	}
 	runAs := "this user"
 	if c.pg.runAs != "" {
@@ -195,7 +208,28 @@ func (c *check) setupSchema(ctx context.Context) error {
 	return nil
 }
 
+// startTemporal starts the server on free ports, trying other ports when one was
+// taken between choosing and binding it.
 func (c *check) startTemporal(ctx context.Context) error {
+	for attempt := 1; ; attempt++ {
+		err := c.startTemporalOnce(ctx)
+		if err == nil || attempt == 3 || !errors.Is(err, errPortTaken) {
+			return err
+		}
+		c.logf("temporal-server: %v; trying other ports", err)
+	}
+}
+
+// errPortTaken marks a child that exited because its port was taken meanwhile.
+var errPortTaken = errors.New("port taken")
+
+// portTaken reports whether a log says a bind failed.
+func portTaken(logPath string) bool {
+	b, _ := os.ReadFile(logPath)
+	return bytes.Contains(b, []byte("address already in use")) || bytes.Contains(b, []byte("Address already in use"))
+}
+
+func (c *check) startTemporalOnce(ctx context.Context) error {
 	p, err := freeLowPorts(9)
 	if err != nil {
 		return err
@@ -219,6 +253,10 @@ func (c *check) startTemporal(ctx context.Context) error {
 		return err
 	}
 	if err := waitTCP(ctx, c.temporalAddr, 90*time.Second, proc); err != nil {
+		if proc.exited() && portTaken(proc.logPath) {
+			proc.killed = true // expected: retried on other ports
+			return fmt.Errorf("%w: %v", errPortTaken, err)
+		}
 		return err
 	}
 	quiet := sdklog.NewStructuredLogger(slog.New(slog.DiscardHandler))
