@@ -690,8 +690,6 @@ func (c *check) runTask(ctx context.Context) error {
 	}
 	if visible == "" {
 		fail("task %s is not listed as completed in the visibility store", taskID)
-	} else {
-		c.say("visibility: %s %s listed as Completed in temporal_visibility (what the Web UI lists)", visible, taskID)
 	}
 	for _, api := range c.apis {
 		st, code, err := c.status(ctx, api, taskID)
@@ -701,6 +699,9 @@ func (c *check) runTask(ctx context.Context) error {
 	}
 	c.say("task %s: %d recipients posted to apiserver-1, status polled %d/%d times via apiserver-1/-2; SUCCESS sent %d failed %d total %d in %v (%.0f/s)",
 		taskID, n, polls[0], polls[1], last.Result.Sent, last.Result.Failed, last.Result.Total, took.Round(100*time.Millisecond), float64(n)/took.Seconds())
+	if visible != "" {
+		c.say("visibility: %s %s listed as Completed in temporal_visibility (what the Web UI lists)", visible, taskID)
+	}
 	if killedRunning == 0 {
 		fail("the killed worker ran none of the task's activities: the kill proved nothing")
 	}
