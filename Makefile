@@ -8,7 +8,7 @@ GO ?= go
 # the machine to itself after the unit packages.
 UNIT_PKGS = $$($(GO) list ./... | grep -v '/e2e$$')
 
-.PHONY: help run test test-unit test-e2e redis build bench bench-quick fuzz vet fmt-check deps-check clean clean-data
+.PHONY: help run test test-unit test-e2e redis postgresql build prod-check-tools prod-check bench bench-quick fuzz vet fmt-check deps-check clean clean-data
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -35,8 +35,23 @@ redis: ## install redis-server from Debian's packages unless it is there
 	if [ "$$(id -u)" -eq 0 ]; then sudo=""; else sudo="sudo"; fi; \
 	$$sudo apt-get update && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends redis-server
 
+postgresql: ## install PostgreSQL from Debian's packages unless it is there (for make prod-check)
+	@if [ -n "$$PG_BIN" ] || command -v pg_ctl >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then \
+		exit 0; \
+	fi; \
+	echo "PostgreSQL not found: installing it with apt-get"; \
+	if [ "$$(id -u)" -eq 0 ]; then sudo=""; else sudo="sudo"; fi; \
+	$$sudo apt-get update && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends postgresql
+
 build: ## build bin/apiserver, bin/worker, bin/wagate and bin/sandbox
 	GOTOOLCHAIN=local $(GO) build -o bin/ ./cmd/apiserver ./cmd/worker ./cmd/wagate ./cmd/sandbox
+
+prod-check-tools: ## build bin/temporal-server and bin/temporal-sql-tool from go.temporal.io/server (make prod-check only)
+	GOTOOLCHAIN=local $(GO) build -o bin/ ./tools/temporal-server ./tools/temporal-sql-tool
+
+prod-check: redis postgresql build prod-check-tools ## the compose topology without Docker: PostgreSQL, Temporal, Redis, 2 apiservers, 2 workers; a 5k task through a worker kill and a PostgreSQL restart
+	GOTOOLCHAIN=local $(GO) run ./internal/prodcheck -bin bin -repo . \
+		-schema-dir "$$(GOTOOLCHAIN=local $(GO) list -m -f '{{.Dir}}' go.temporal.io/server)/schema"
 
 bench: redis build ## bulk throughput vs a plain goroutine pool (W=10, W=100; N=10k and a 100k scale run); writes docs/BENCHMARKS.md
 	GOTOOLCHAIN=local $(GO) run ./cmd/bench -n 10000 -workers 10,100 -latency 50ms -scale 100000 -bin bin -out docs/BENCHMARKS.md -command "make bench"
