@@ -9,6 +9,7 @@ import (
 
 	"go.temporal.io/sdk/activity"
 
+	"github.com/wagate/wagate/graphapi"
 	"github.com/wagate/wagate/redisstore"
 	"github.com/wagate/wagate/sendpolicy"
 	"github.com/wagate/wagate/shared"
@@ -20,12 +21,21 @@ import (
 // what the task waits on changes.
 const rangeMaxTime = time.Minute
 
+// The template gate's probe spacing: after Meta answers 132015 or 132016 for the
+// task's template, one probe goes after templateProbeFirst, then at doubling spacings up
+// to templateProbeMax, until Meta takes the template again. Variables for tests.
+var (
+	templateProbeFirst = 2 * time.Second
+	templateProbeMax   = 30 * time.Second
+)
+
 // item is one recipient in the dispatcher: ready, in flight, or waiting out a backoff.
 type item struct {
 	index int
 	msg   shared.Message
 	att   sendpolicy.Attempts
 	at    time.Time // when in backoff: not before
+	probe bool      // sent as the template gate's probe
 }
 
 // outcome is what one attempt of an item came to.
@@ -36,6 +46,7 @@ type outcome struct {
 	retry   bool  // parked in the ledger until it.at
 	unsent  bool  // given back before its send (the dispatcher is stopping)
 	aborted bool  // its send was cut off by the end of the activity; it stays claimed
+	paused  bool  // Meta refused its template as paused or disabled; parked, uncharged
 	err     error // the attempt must fail (a ledger failure, or a newer attempt took over)
 }
 
@@ -63,6 +74,59 @@ type dispatch struct {
 	// What the task waits on when the run returned ("" nothing), and since when.
 	waitKind  string
 	waitSince time.Time
+
+	// The template gate: while Meta refuses the task's template as paused (132015) or
+	// disabled (132016), nothing is sent but one probe at a time, at tmplProbeAt; no
+	// recipient spends an attempt on it. Owned by run's goroutine.
+	tmplPaused  bool
+	tmplSince   time.Time
+	tmplProbeAt time.Time
+	tmplSpacing time.Duration
+	tmplProbing bool
+}
+
+// waitingNow is what the task waits on now: its template's pause, else the Graph API
+// circuit of its number.
+func (d *dispatch) waitingNow() (string, time.Time) {
+	if d.tmplPaused {
+		return shared.WaitTemplatePaused, d.tmplSince
+	}
+	kind, since := d.pol.Waiting()
+	return string(kind), since
+}
+
+// pauseTemplate notes Meta's refusal of the template: the gate closes (or, after a
+// refused probe, its spacing doubles) and the recipient waits for the next probe.
+func (d *dispatch) pauseTemplate(it *item, now time.Time) {
+	switch {
+	case !d.tmplPaused:
+		d.tmplPaused, d.tmplSince, d.tmplSpacing = true, now, templateProbeFirst
+	case it.probe:
+		d.tmplSpacing = min(2*d.tmplSpacing, templateProbeMax)
+	}
+	if it.probe || d.tmplProbeAt.Before(now) {
+		d.tmplProbeAt = now.Add(d.tmplSpacing)
+	}
+	if it.probe {
+		d.tmplProbing = false
+	}
+	it.probe = false
+	it.at = d.tmplProbeAt
+}
+
+// probeAnswered opens the gate again when the probe's answer was not a refusal of the
+// template (Meta took the message, or refused it for its recipient): the template is
+// active. A probe that got no such answer (an outage, a send given back) goes again.
+func (d *dispatch) probeAnswered(o outcome) {
+	if !o.it.probe {
+		return
+	}
+	d.tmplProbing = false
+	if o.final {
+		d.tmplPaused, d.tmplSince = false, time.Time{}
+		return
+	}
+	d.tmplProbeAt = time.Now().Add(d.tmplSpacing)
 }
 
 type page struct {
@@ -149,6 +213,9 @@ func (d *dispatch) run(ctx context.Context) (int, error) {
 	for {
 		now := time.Now()
 		for !stopping && inflight < d.workers {
+			if d.tmplPaused && (d.tmplProbing || now.Before(d.tmplProbeAt)) {
+				break
+			}
 			var it item
 			if backoff.Len() > 0 && !backoff[0].at.After(now) {
 				// Recipients whose backoff is over go first: they are the oldest.
@@ -157,6 +224,9 @@ func (d *dispatch) run(ctx context.Context) (int, error) {
 				it, ready = ready[0], ready[1:]
 			} else {
 				break
+			}
+			if d.tmplPaused {
+				it.probe, d.tmplProbing = true, true
 			}
 			inflight++
 			go func(it item) { results <- d.attempt(sendCtx, acquireCtx, it) }(it)
@@ -181,9 +251,18 @@ func (d *dispatch) run(ctx context.Context) (int, error) {
 			pageCh = pages
 		}
 		var timerC <-chan time.Time
-		if !stopping && backoff.Len() > 0 && inflight < d.workers {
-			timer.Reset(time.Until(backoff[0].at))
-			timerC = timer.C
+		if !stopping && inflight < d.workers {
+			var wake time.Time
+			if backoff.Len() > 0 {
+				wake = backoff[0].at
+			}
+			if d.tmplPaused && !d.tmplProbing && (wake.IsZero() || d.tmplProbeAt.After(wake)) {
+				wake = d.tmplProbeAt
+			}
+			if !wake.IsZero() {
+				timer.Reset(time.Until(wake))
+				timerC = timer.C
+			}
 		}
 		select {
 		case p, ok := <-pageCh:
@@ -218,7 +297,13 @@ func (d *dispatch) run(ctx context.Context) (int, error) {
 			}
 		case o := <-results:
 			inflight--
+			if !o.paused {
+				d.probeAnswered(o)
+			}
 			switch {
+			case o.paused:
+				d.pauseTemplate(&o.it, time.Now())
+				heap.Push(&backoff, o.it)
 			case o.err != nil:
 				stop(o.err)
 				abort()
@@ -236,9 +321,9 @@ func (d *dispatch) run(ctx context.Context) (int, error) {
 		case <-heartbeat.C:
 			activity.RecordHeartbeat(ctx, frontier)
 			if d.waiting != nil && !stopping {
-				kind, since := d.pol.Waiting()
-				if string(kind) != *d.waiting && time.Since(began) >= time.Second {
-					d.waitKind, d.waitSince = string(kind), since
+				kind, since := d.waitingNow()
+				if kind != *d.waiting && time.Since(began) >= time.Second {
+					d.waitKind, d.waitSince = kind, since
 					stop(nil)
 				}
 			}
@@ -254,8 +339,7 @@ func (d *dispatch) run(ctx context.Context) (int, error) {
 		}
 	}
 	if d.waiting != nil && d.waitKind == "" && frontier < d.end {
-		kind, since := d.pol.Waiting()
-		d.waitKind, d.waitSince = string(kind), since
+		d.waitKind, d.waitSince = d.waitingNow()
 	}
 	return frontier, failure
 }
@@ -295,6 +379,10 @@ func (d *dispatch) attempt(sendCtx, acquireCtx context.Context, it item) outcome
 		return outcome{it: it, aborted: true}
 	}
 	o := pm.Done(sendCtx, serr)
+	if serr != nil && it.msg.Kind == shared.KindTemplate && graphapi.TemplatePaused(serr) {
+		// Not the recipient's failure: the campaign waits for its template.
+		return d.park(sendCtx, it, time.Now().Add(templateProbeFirst), outcome{it: it, paused: true})
+	}
 	step := d.pol.Next(&it.att, o)
 
 	// The ledger write must land even when the activity is being cancelled: the send
@@ -314,8 +402,17 @@ func (d *dispatch) attempt(sendCtx, acquireCtx context.Context, it item) outcome
 		return outcome{it: it, final: true, failed: serr != nil}
 	}
 	it.at = time.Now().Add(step.Delay)
-	park, err := d.a.Store.Hold(wctx, d.taskID, it.index, redisstore.LedgerEntry{
-		State: redisstore.LedgerRetry, Attempt: d.owner, RetryAt: it.at,
+	return d.park(wctx, it, it.at, outcome{it: it, retry: true})
+}
+
+// park writes a recipient's backoff until at to the ledger, with its attempt counts,
+// and answers parked, or what the ledger says instead. ctx must outlive a cancelled
+// activity: the send already happened.
+func (d *dispatch) park(ctx context.Context, it item, at time.Time, parked outcome) outcome {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	park, err := d.a.Store.Hold(ctx, d.taskID, it.index, redisstore.LedgerEntry{
+		State: redisstore.LedgerRetry, Attempt: d.owner, RetryAt: at,
 		Charged: it.att.Charged, Paired: it.att.Paired, Throttled: it.att.Throttled,
 	})
 	switch {
@@ -326,7 +423,7 @@ func (d *dispatch) attempt(sendCtx, acquireCtx context.Context, it item) outcome
 	case park == redisstore.ClaimDone:
 		return outcome{it: it, final: true}
 	}
-	return outcome{it: it, retry: true}
+	return parked
 }
 
 // itemHeap orders recipients in backoff by the time they may go again.
@@ -396,6 +493,13 @@ func (a *Activities) SendRange(ctx context.Context, in shared.RangeInput) (share
 		workers: in.MaxWorkers, start: in.Offset, end: in.End, media: mediaIDs(in.Media),
 		advance: shared.ChunkSize(in.MaxWorkers), maxTime: rangeMaxTime, waiting: &waiting, graceful: true,
 		phones: map[int]string{},
+	}
+	if in.Waiting == shared.WaitTemplatePaused {
+		// The last activity left the template paused: probe at once, then as before.
+		d.tmplPaused, d.tmplProbeAt, d.tmplSpacing, d.tmplSince = true, time.Now(), templateProbeFirst, time.Now()
+		if in.WaitingSince != nil {
+			d.tmplSince = *in.WaitingSince
+		}
 	}
 	frontier, err := d.run(ctx)
 	if err != nil {

@@ -58,7 +58,8 @@ func (s *Server) taskStatus(w http.ResponseWriter, r *http.Request) error {
 // number when Redis answers (the workflow learns it only when a send activity
 // returns), else what the workflow last reported.
 func (s *Server) waiting(ctx context.Context, st *shared.TaskState) {
-	if s.policy == nil {
+	if s.policy == nil || st.Waiting == shared.WaitTemplatePaused {
+		// A paused template is the task's own wait, not its number's.
 		return
 	}
 	b, err := s.policy.Status(ctx)
@@ -122,7 +123,7 @@ func (s *Server) taskState(ctx context.Context, id string) (shared.TaskState, er
 	if desc != nil {
 		st.Status = workflowStatus(desc.GetWorkflowExecutionInfo().GetStatus(), st.Status)
 	}
-	if st.Status == shared.StatusStarted || st.Status == shared.StatusPending {
+	if st.Status == shared.StatusStarted || st.Status == shared.StatusPending || st.Status == shared.StatusPaused {
 		// The workflow's counters move per chunk; the ledger's move per recipient.
 		if sent, failed, err := s.Store.Progress(ctx, id); err == nil {
 			st.Result.Sent = max(st.Result.Sent, sent)

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/wagate/wagate/graphapi/sandbox"
 )
 
 // A template campaign of 10,000 recipients: an image header uploaded to Meta once,
@@ -131,5 +133,64 @@ func TestTemplateCampaignFromTheCache(t *testing.T) {
 	}
 	if got := s.Sandbox.Stats().Accepted; got != before {
 		t.Errorf("a refused campaign sent %d messages", got-before)
+	}
+}
+
+// A template Meta pauses mid-campaign: the task says PAUSED with the reason instead of
+// failing every remaining recipient, and goes on by itself once the template is active.
+func TestTemplatePausedMidCampaign(t *testing.T) {
+	s := NewStack(t, StackOptions{MaxWorkers: 5, SandboxLatency: 20 * time.Millisecond})
+	const n = 400
+	recipients := make([]map[string]any, n)
+	for i := range recipients {
+		recipients[i] = map[string]any{"phone": fmt.Sprintf("5731%08d", i)}
+	}
+	status, resp := s.PostJSON(t, "/api/send-bulk-template", map[string]any{
+		"template_name": "hello_world", "parameters": []string{"Cliente", "Empresa XYZ"}, "recipients": recipients,
+	})
+	id, _ := resp["task_id"].(string)
+	if status != http.StatusOK || id == "" {
+		t.Fatalf("POST /api/send-bulk-template = %d %v", status, resp)
+	}
+	for s.Sandbox.Stats().Accepted < 100 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	s.Sandbox.SetTemplateStatus("hello_world", "es", "PAUSED")
+
+	deadline := time.Now().Add(20 * time.Second)
+	var st map[string]any
+	for {
+		_, st = s.Get(t, "/api/task-status/"+id)
+		if st["status"] == "PAUSED" {
+			break
+		}
+		if time.Now().After(deadline) || st["status"] == "SUCCESS" {
+			t.Fatalf("task-status never said PAUSED while the template was paused; last %v", st)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if st["waiting"] != "template_paused" || st["waiting_since"] == nil {
+		t.Errorf("paused task-status = %v, want waiting template_paused with waiting_since", st)
+	}
+	res, _ := st["result"].(map[string]any)
+	if res["failed"] != float64(0) {
+		t.Errorf("recipients failed while the template was paused: %v", st)
+	}
+	time.Sleep(2 * time.Second)
+	refusedWhilePaused := s.Sandbox.Stats().ByCode[sandbox.CodeTemplatePaused]
+	s.Sandbox.SetTemplateStatus("hello_world", "es", "APPROVED")
+
+	done := s.WaitTask(t, id, 2*time.Minute)
+	res, _ = done["result"].(map[string]any)
+	if done["status"] != "SUCCESS" || res["sent"] != float64(n) || res["failed"] != float64(0) {
+		t.Fatalf("task after the template is active again = %v, want SUCCESS with %d sent, none failed", done, n)
+	}
+	// What was in flight at the pause, plus one probe per spacing: far fewer than the
+	// 300 recipients still to go.
+	if refusedWhilePaused > 5+10 {
+		t.Errorf("Meta refused %d sends as paused, want the in-flight ones and a few probes", refusedWhilePaused)
+	}
+	if st := s.Sandbox.Stats(); st.Accepted != n || st.Duplicates != 0 {
+		t.Errorf("sandbox accepted %d (%d duplicates), want %d once each", st.Accepted, st.Duplicates, n)
 	}
 }

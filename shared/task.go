@@ -8,6 +8,16 @@ const (
 	StatusStarted = "STARTED"
 	StatusSuccess = "SUCCESS"
 	StatusFailure = "FAILURE"
+	// StatusPaused is a task that waits for something that is not an outage: a template
+	// Meta paused or disabled mid-campaign. It goes on by itself when that clears.
+	StatusPaused = "PAUSED"
+)
+
+// WaitTemplatePaused is what a template campaign waits on while Meta refuses its
+// template as paused (132015) or disabled (132016): no recipient fails for it, one
+// probe at a time checks whether the template is active again.
+const (
+	WaitTemplatePaused = "template_paused"
 )
 
 // MaxTaskErrors caps the per-recipient errors a task keeps in its state and result.
@@ -104,8 +114,10 @@ type RangeInput struct {
 	// Seq<<20 + attempt, so a later activity takes over every earlier one's entries.
 	Seq int `json:"seq"`
 	// Waiting is what the workflow's memo says the task waits on ("" nothing): the
-	// activity returns when that changes, so the memo follows.
-	Waiting string `json:"waiting,omitempty"`
+	// activity returns when that changes, so the memo follows. WaitingSince is since
+	// when, carried so that a wait spanning activities keeps its start.
+	Waiting      string     `json:"waiting,omitempty"`
+	WaitingSince *time.Time `json:"waiting_since,omitempty"`
 }
 
 // RangeResult is what SendRange reached: every recipient below Frontier is final, and

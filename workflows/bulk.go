@@ -133,7 +133,7 @@ func (b *bulk) sendRanges(ctx workflow.Context, perRun int) error {
 		var res shared.RangeResult
 		err := workflow.ExecuteActivity(rangeCtx, shared.SendRangeActivity, shared.RangeInput{
 			TaskID: b.in.TaskID, Offset: b.in.Cursor, End: b.in.Total, MaxWorkers: b.in.MaxWorkers,
-			Media: b.in.Media, Seq: b.in.Seq, Waiting: b.in.Waiting,
+			Media: b.in.Media, Seq: b.in.Seq, Waiting: b.in.Waiting, WaitingSince: b.in.WaitingSince,
 		}).Get(ctx, &res)
 		if err != nil {
 			return fmt.Errorf("send recipients %d-%d: %w", b.in.Cursor, b.in.Total-1, err)
@@ -165,6 +165,8 @@ func waitingText(kind string, since *time.Time) string {
 		return ""
 	case "graph_api_auth":
 		what = "esperando a Meta: la API de WhatsApp rechaza las credenciales o la cuenta"
+	case shared.WaitTemplatePaused:
+		what = "en pausa: Meta pausó (132015) o desactivó (132016) la plantilla; sigue cuando vuelva a estar activa"
 	default:
 		what = "esperando a Meta: la API de WhatsApp no está disponible"
 	}
@@ -255,6 +257,8 @@ func (b *bulk) state() shared.TaskState {
 	switch {
 	case b.completedAt != nil:
 		st.Status = shared.StatusSuccess
+	case b.in.Waiting == shared.WaitTemplatePaused:
+		st.Status = shared.StatusPaused
 	case b.in.Sent+b.in.Failed == 0:
 		// Nothing has finished yet; the API promotes the task to STARTED as soon as the
 		// ledger counts a first recipient.

@@ -3,6 +3,7 @@ package workflows
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -167,5 +168,45 @@ func TestBulkSendRangeRejectsAFrontierOutsideTheTask(t *testing.T) {
 	var appErr *temporal.ApplicationError
 	if err := env.GetWorkflowError(); !errors.As(err, &appErr) || appErr.Type() != "InvalidFrontier" {
 		t.Fatalf("workflow error = %v, want InvalidFrontier", err)
+	}
+}
+
+// A template Meta paused mid-campaign shows as PAUSED with its reason and since when,
+// the next range is told so (it probes first), and the task goes on to SUCCESS.
+func TestBulkSendRangesShowAPausedTemplate(t *testing.T) {
+	env := newEnv(t)
+	const workers = 10
+	total := 3 * shared.ChunkSize(workers)
+	script := &rangeScript{step: []int{shared.ChunkSize(workers), 0, 2 * shared.ChunkSize(workers)},
+		waiting: map[int]string{1: shared.WaitTemplatePaused}}
+	env.OnActivity(shared.SendRangeActivity, mock.Anything, mock.Anything).Return(script.sendRange).After(time.Minute)
+	var finished shared.TaskState
+	env.OnActivity(shared.FinishTaskActivity, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, st shared.TaskState) error { finished = st; return nil })
+
+	var paused shared.TaskState
+	env.RegisterDelayedCallback(func() {
+		v, err := env.QueryWorkflow(shared.StatusQuery)
+		if err != nil {
+			t.Errorf("query: %v", err)
+			return
+		}
+		_ = v.Get(&paused)
+	}, 150*time.Second)
+	env.ExecuteWorkflow(shared.BulkWorkflowName, input(total, workers))
+	if err := env.GetWorkflowError(); err != nil {
+		t.Fatal(err)
+	}
+	if paused.Status != shared.StatusPaused || paused.Waiting != shared.WaitTemplatePaused || paused.WaitingSince == nil {
+		t.Errorf("while the template is paused: %+v, want PAUSED waiting on %s with since", paused, shared.WaitTemplatePaused)
+	}
+	if c := script.calls[2]; c.Waiting != shared.WaitTemplatePaused || c.WaitingSince == nil {
+		t.Errorf("the range after the pause got %+v, want it told the template is paused and since when", c)
+	}
+	if finished.Status != shared.StatusSuccess || finished.Result.Sent+finished.Result.Failed != total {
+		t.Errorf("finished = %+v, want SUCCESS with every recipient", finished)
+	}
+	if text := waitingText(shared.WaitTemplatePaused, paused.WaitingSince); !strings.Contains(text, "plantilla") {
+		t.Errorf("memo text %q does not name the template", text)
 	}
 }
