@@ -57,7 +57,7 @@ bench: redis build ## bulk throughput vs a plain goroutine pool (W=10, W=100; N=
 	GOTOOLCHAIN=local $(GO) run ./cmd/bench -n 10000 -workers 10,100 -latency 50ms -scale 100000 -bin bin -out docs/BENCHMARKS.md -command "make bench"
 
 bench-quick: redis build ## the same comparison at N=2000 without the scale run; prints only
-	GOTOOLCHAIN=local $(GO) run ./cmd/bench -n 2000 -workers 10,100 -latency 50ms -bin bin -out "" -command "make bench-quick"
+	GOTOOLCHAIN=local $(GO) run ./cmd/bench -n 2000 -workers 10,100 -latency 50ms -bin bin -faults=false -template=false -out "" -command "make bench-quick"
 
 FUZZTIME ?= 30s
 

@@ -48,7 +48,10 @@ import (
 	"github.com/wagate/wagate/shared"
 )
 
-const phoneNumberID = "100000000000001"
+const (
+	phoneNumberID     = "100000000000001"
+	businessAccountID = "100000000000002"
+)
 
 type options struct {
 	n         int
@@ -60,6 +63,7 @@ type options struct {
 	command   string
 	keepGoing bool
 	faults    bool   // also measure the rows of faults.go
+	template  bool   // also measure the template campaign row (template.go)
 	only      string // "faults": only those rows
 }
 
@@ -83,6 +87,7 @@ func run(ctx context.Context) error {
 	flag.StringVar(&o.out, "out", "docs/BENCHMARKS.md", "report file (empty = stdout only)")
 	flag.StringVar(&o.command, "command", "make bench", "the command recorded in the report")
 	flag.BoolVar(&o.faults, "faults", true, "also measure the fault rows: fault mix, incident mid-task, real limit below WHATSAPP_MAX_MPS")
+	flag.BoolVar(&o.template, "template", true, "also measure a template campaign (send-bulk-template, checked against the registry) against a plain pool")
 	flag.StringVar(&o.only, "only", "", `"faults": measure only the fault rows and rewrite only their section of -out`)
 	flag.Parse()
 	for _, w := range strings.Split(workers, ",") {
@@ -111,6 +116,15 @@ func run(ctx context.Context) error {
 		rows = append(rows, r)
 		fmt.Println(r.line())
 	}
+	var tpl *row
+	if o.template {
+		r, err := b.compareTemplate(ctx, 100, o.n)
+		if err != nil {
+			return err
+		}
+		tpl = &r
+		fmt.Println("template campaign:", r.line())
+	}
 	var sc *scaleResult
 	if o.scale > 0 {
 		small, err := b.scaleRun(ctx, 100, o.n)
@@ -130,6 +144,9 @@ func run(ctx context.Context) error {
 	}
 	fmt.Printf("largest history: %d events; largest event: %d bytes; workflow runs: %d\n", hist.maxEvents, hist.maxEventBytes, hist.runs)
 	report := b.report(o, rows, sc, hist)
+	if tpl != nil {
+		report = spliceTemplate(report, *tpl)
+	}
 	// After the histories and the report: those are the happy path's, which a faulty
 	// task's errors and memory would hide.
 	if o.faults {
@@ -188,7 +205,8 @@ func start(ctx context.Context, o options) (*bench, error) {
 	if b.redis, err = redisserver.Start(ctx, filepath.Join(dir, "redis"), 0); err != nil {
 		return nil, err
 	}
-	b.sb = sandbox.New(sandbox.Options{PhoneNumberID: phoneNumberID, Token: "bench", Latency: o.latency, Logger: quiet})
+	b.sb = sandbox.New(sandbox.Options{PhoneNumberID: phoneNumberID, BusinessAccountID: businessAccountID, Token: "bench",
+		Latency: o.latency, Logger: quiet})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
@@ -243,6 +261,10 @@ func (b *bench) startStack(ctx context.Context, w int) error {
 		"BULK_MAX_WORKERS="+strconv.Itoa(w),
 		// Meta's governor must not bind: the sandbox enforces no throughput limit here.
 		"WHATSAPP_MAX_MPS=1000000",
+		// Template campaigns are checked against the sandbox's template registry.
+		"WHATSAPP_BUSINESS_ACCOUNT_ID="+businessAccountID,
+		// The production apiserver wants a webhook secret or an explicit opt-out.
+		"WEBHOOK_ALLOW_UNSIGNED=true",
 	)
 	env = append(env, b.extraEnv...)
 	if b.worker, err = startProc(filepath.Join(b.binDir, "worker"), env); err != nil {
@@ -323,8 +345,15 @@ func (b *bench) compare(ctx context.Context, w, n int) (row, error) {
 	return r, nil
 }
 
-// pool sends n messages through w goroutines calling the sandbox directly.
+// pool sends n text messages through w goroutines calling the sandbox directly.
 func (b *bench) pool(ctx context.Context, w, n int, tag string) (time.Duration, error) {
+	return b.poolOf(ctx, w, n, func(i int) shared.Message {
+		return shared.Message{To: phone(i), Kind: shared.KindText, Body: fmt.Sprintf("%s %d", tag, i)}
+	})
+}
+
+// poolOf sends msg(0) to msg(n-1) through w goroutines calling the sandbox directly.
+func (b *bench) poolOf(ctx context.Context, w, n int, msg func(i int) shared.Message) (time.Duration, error) {
 	g := graphapi.New(graphapi.Config{BaseURL: b.sbURL, Token: "bench", PhoneNumberID: phoneNumberID})
 	var next atomic.Int64
 	var failed atomic.Int64
@@ -339,8 +368,7 @@ func (b *bench) pool(ctx context.Context, w, n int, tag string) (time.Duration, 
 				if i >= n || ctx.Err() != nil {
 					return
 				}
-				m := shared.Message{To: phone(i), Kind: shared.KindText, Body: fmt.Sprintf("%s %d", tag, i)}
-				if _, err := g.Send(ctx, m, ""); err != nil {
+				if _, err := g.Send(ctx, msg(i), ""); err != nil {
 					failed.Add(1)
 				}
 			}
@@ -365,9 +393,15 @@ func (b *bench) stackRun(ctx context.Context, n int, tag string) (total, accept 
 		recipients[i] = map[string]string{"phone": phone(i), "message": fmt.Sprintf("%s %d", tag, i)}
 	}
 	body, _ := json.Marshal(map[string]any{"recipients": recipients, "use_queue": true})
+	return b.postAndWait(ctx, "/api/send-bulk", body, n)
+}
+
+// postAndWait posts a bulk request of n recipients to path and polls it to SUCCESS; see
+// stackRun.
+func (b *bench) postAndWait(ctx context.Context, path string, body []byte, n int) (total, accept time.Duration, err error) {
 	before := b.sb.Stats()
 	start := time.Now()
-	resp, err := http.Post(b.apiURL+"/api/send-bulk", "application/json", bytes.NewReader(body))
+	resp, err := http.Post(b.apiURL+path, "application/json", bytes.NewReader(body))
 	if err != nil {
 		return 0, 0, err
 	}
@@ -380,7 +414,7 @@ func (b *bench) stackRun(ctx context.Context, n int, tag string) (total, accept 
 	resp.Body.Close()
 	accept = time.Since(start)
 	if err != nil || !out.Success {
-		return 0, 0, fmt.Errorf("send-bulk: status %d, %s %v", resp.StatusCode, out.Error, err)
+		return 0, 0, fmt.Errorf("%s: status %d, %s %v", path, resp.StatusCode, out.Error, err)
 	}
 	if b.onTask != nil {
 		b.onTask(out.TaskID)
