@@ -603,6 +603,11 @@ func TestInboundContractShapes(t *testing.T) {
 		t.Errorf("GET /api/status whatsapp_send = %v, want the closed circuit", out["whatsapp_send"])
 	}
 	delete(out, "whatsapp_send")
+	// So are the operator's warnings: this stack is signed but has no API key.
+	if w, _ := out["warnings"].([]any); len(w) != 1 || !strings.Contains(fmt.Sprint(w[0]), "API_KEY") {
+		t.Errorf("GET /api/status warnings = %v, want the one about the missing API key", out["warnings"])
+	}
+	delete(out, "warnings")
 	if code != http.StatusOK || !sameMap(out, wantStatus) {
 		t.Errorf("GET /api/status = %d %v; want 200 %v", code, out, wantStatus)
 	}
