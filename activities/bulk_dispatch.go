@@ -251,7 +251,9 @@ func (d *dispatch) run(ctx context.Context) (int, error) {
 			pageCh = pages
 		}
 		var timerC <-chan time.Time
-		if !stopping && inflight < d.workers {
+		// While the template gate waits for its probe's answer nothing can start, and the
+		// answer wakes the loop.
+		if !stopping && inflight < d.workers && !(d.tmplPaused && d.tmplProbing) {
 			var wake time.Time
 			if backoff.Len() > 0 {
 				wake = backoff[0].at

@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -103,7 +102,9 @@ return {1, w, r, fails}
 // hands the probe to one caller at a time across all processes, once the probe
 // spacing has passed; everybody else waits.
 func (b *Breaker) Admit(ctx context.Context) (Admission, error) {
-	token := uuid.NewString()
+	// The token only names a probe lease; a process-unique counter does, at no cost to
+	// the common closed case.
+	token := b.s.tokenPrefix + strconv.FormatUint(b.s.tokens.Add(1), 36)
 	v, err := breakerAdmit.Run(ctx, b.s.rdb, []string{b.gov.key, b.gov.rateKey, b.key, b.probe},
 		b.gov.ceiling, token, b.opts.ProbeLease.Milliseconds(), b.opts.Poll.Microseconds()).Int64Slice()
 	if err != nil || len(v) != 4 {

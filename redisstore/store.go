@@ -7,7 +7,9 @@ package redisstore
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 
+	"github.com/google/uuid"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -18,6 +20,10 @@ const DefaultPrefix = "wagate:"
 type Store struct {
 	rdb    *redis.Client
 	prefix string
+	// tokenPrefix and tokens make lease tokens unique across processes without a
+	// random read per send: a random prefix per Store, then a counter.
+	tokenPrefix string
+	tokens      atomic.Uint64
 }
 
 // New returns a Store on rdb whose keys start with prefix (DefaultPrefix when empty).
@@ -25,7 +31,7 @@ func New(rdb *redis.Client, prefix string) *Store {
 	if prefix == "" {
 		prefix = DefaultPrefix
 	}
-	return &Store{rdb: rdb, prefix: prefix}
+	return &Store{rdb: rdb, prefix: prefix, tokenPrefix: uuid.NewString() + ":"}
 }
 
 // Open connects to the Redis server at a redis:// URL.
