@@ -19,7 +19,7 @@ import (
 	"github.com/wagate/wagate/shared"
 )
 
-// signalTimeout bounds the SignalWithStart of one inbound event: Meta expects an answer
+// signalTimeout bounds the SignalWithStart of a group of inbound events: Meta expects an answer
 // within seconds, and a slow Temporal is better answered with 503 so that Meta retries.
 const signalTimeout = 5 * time.Second
 
@@ -70,10 +70,8 @@ func (s *Server) webhook(w http.ResponseWriter, r *http.Request) error {
 			return shared.Wrap(shared.KindUnavailable, err, "No se pudo registrar el estado; reintente")
 		}
 	}
-	for _, ev := range events {
-		if err := s.enqueueInbound(ctx, ev); err != nil {
-			return err
-		}
+	if err := s.enqueueInbound(ctx, events...); err != nil {
+		return err
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"success": true})
 	return nil
@@ -94,38 +92,36 @@ func validSignature(secret string, body []byte, header string) bool {
 	return hmac.Equal(sig, mac.Sum(nil))
 }
 
-// enqueueInbound stores ev once and signals its ref into the relay workflow, starting
-// the workflow when needed. A repeated id is accepted and not queued again. When the
-// signal fails the id is released, so that Meta's retry gets through.
-func (s *Server) enqueueInbound(ctx context.Context, ev shared.InboundEvent) error {
-	claimed, err := s.Store.ClaimInbound(ctx, ev, shared.InboundDedupeTTL, shared.InboundEventTTL)
+// enqueueInbound stores every event once (one Redis round trip) and signals the refs
+// of the new ones into the relay workflow in one signal, starting the workflow when
+// needed. Repeated ids are accepted and not queued again. When the signal fails the new
+// ids are released, so that Meta's retry gets through.
+func (s *Server) enqueueInbound(ctx context.Context, evs ...shared.InboundEvent) error {
+	if len(evs) == 0 {
+		return nil
+	}
+	claimed, err := s.Store.ClaimInbounds(ctx, evs, shared.InboundDedupeTTL, shared.InboundEventTTL)
 	if err != nil {
 		return shared.Wrap(shared.KindUnavailable, err, "No se pudo guardar el mensaje entrante; reintente")
 	}
-	if !claimed {
-		return nil
+	var refs []shared.InboundRef
+	for i, ev := range evs {
+		if claimed[i] {
+			refs = append(refs, shared.InboundRef{ID: ev.ID})
+		}
 	}
-	if err := s.signalRelay(ctx, shared.InboundRef{ID: ev.ID}); err != nil {
+	if err := s.signalRefs(ctx, refs); err != nil {
 		// The request's context may be what failed: release with a fresh one.
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 		defer cancel()
-		if rerr := s.Store.ReleaseInbound(rctx, ev.ID); rerr != nil {
-			s.Logger.Error("inbound id not released; Meta's retry will be taken for a repeat", "id", ev.ID, "err", rerr)
+		for _, ref := range refs {
+			if rerr := s.Store.ReleaseInbound(rctx, ref.ID); rerr != nil {
+				s.Logger.Error("inbound id not released; Meta's retry will be taken for a repeat", "id", ref.ID, "err", rerr)
+			}
 		}
 		return shared.Wrap(shared.KindUnavailable, err, "La cola de mensajes entrantes no está disponible; reintente")
 	}
 	return nil
-}
-
-func (s *Server) signalRelay(ctx context.Context, ref shared.InboundRef) error {
-	if s.Temporal == nil {
-		return errors.New("no Temporal client")
-	}
-	ctx, cancel := context.WithTimeout(ctx, signalTimeout)
-	defer cancel()
-	_, err := s.Temporal.SignalWithStartWorkflow(ctx, shared.RelayWorkflowID, shared.InboundSignal, ref,
-		relayStartOptions(), shared.RelayWorkflowName, shared.RelayState{})
-	return err
 }
 
 func relayStartOptions() client.StartWorkflowOptions {

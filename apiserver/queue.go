@@ -66,7 +66,7 @@ func (s *Server) describeRelay(ctx context.Context) (relayRun, error) {
 		return run, shared.Wrap(shared.KindInternal, err, "respuesta inválida del procesador de la cola")
 	}
 	for _, pa := range desc.GetPendingActivities() {
-		if pa.GetActivityType().GetName() == shared.RelayInboundActivity {
+		if name := pa.GetActivityType().GetName(); name == shared.RelayInboundActivity || name == shared.RelayInboundBatchActivity {
 			run.info.HeadAttempt = pa.GetAttempt()
 			run.info.LastError = pa.GetLastFailure().GetMessage()
 		}

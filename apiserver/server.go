@@ -44,6 +44,8 @@ type Deps struct {
 // Server holds the handlers' dependencies.
 type Server struct {
 	Deps
+
+	relaySig relaySignaller // groups the relay's signals, see inbound_signal.go
 }
 
 // New returns the HTTP handler of the whole API.
