@@ -23,6 +23,8 @@ const (
 	// relayChunk is how many events are read from Redis in one round trip (and their
 	// senders in another) before they are written.
 	relayChunk = 100
+	// relayQuietHeartbeat is how long an attempt runs before it heartbeats.
+	relayQuietHeartbeat = time.Second
 	// relayProgressTTL keeps a batch's progress long enough for any retry of it.
 	relayProgressTTL = shared.InboundDedupeTTL
 )
@@ -80,11 +82,16 @@ func (a *Activities) RelayInboundBatch(ctx context.Context, in shared.RelayBatch
 		}
 		return res, err
 	}
+	began := time.Now()
 	record := func() error {
-		activity.RecordHeartbeat(ctx, res)
+		// A heartbeat is a Temporal write: a batch done within relayQuietHeartbeat
+		// needs none (its completion reports the progress), a longer one heartbeats
+		// so that the server sees it alive and a clear's cancellation reaches it.
+		if time.Since(began) > relayQuietHeartbeat {
+			activity.RecordHeartbeat(ctx, res)
+		}
 		return a.Store.PutRelayProgress(ctx, runID, shared.RelayProgress{ActivityID: info.ActivityID, RelayBatchResult: res}, relayProgressTTL)
 	}
-	activity.RecordHeartbeat(ctx, res)
 	written := 0
 	for res.Done < len(in.Refs) {
 		if time.Now().After(end) || written >= shared.MaxRelayBatchBytes || ctx.Err() != nil {
@@ -136,9 +143,6 @@ func (a *Activities) RelayInboundBatch(ctx context.Context, in shared.RelayBatch
 			}
 			return stop(err)
 		}
-	}
-	if res.Done > start {
-		activity.RecordHeartbeat(ctx, res)
 	}
 	if res.Done == start && ctx.Err() != nil {
 		return res, ctx.Err()

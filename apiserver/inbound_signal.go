@@ -8,6 +8,13 @@ import (
 	"github.com/wagate/wagate/shared"
 )
 
+// maxSignalsInFlight bounds the signals in flight at once. Signals in flight together
+// carry webhooks that were all in progress together (none was answered before another
+// was posted), which have no order between them, so more than one would keep the order
+// the webhook promises; measured (cmd/bench), a second one made no webhook faster and
+// split the groups, doubling the signals.
+const maxSignalsInFlight = 1
+
 // maxRefsPerSignal bounds the refs of one InboundBatchSignal (about 40 KB).
 const maxRefsPerSignal = 1000
 
@@ -18,8 +25,8 @@ const maxRefsPerSignal = 1000
 // write) per webhook into one per group. Its zero value is ready to use.
 type relaySignaller struct {
 	mu      sync.Mutex
-	waiting []*signalRequest
-	busy    bool // a flusher runs
+	waiting  []*signalRequest
+	flushers int // flushers running, at most maxSignalsInFlight
 }
 
 type signalRequest struct {
@@ -42,8 +49,8 @@ func (s *Server) signalRefs(ctx context.Context, refs []shared.InboundRef) error
 	g := &s.relaySig
 	g.mu.Lock()
 	g.waiting = append(g.waiting, req)
-	if !g.busy {
-		g.busy = true
+	if g.flushers < maxSignalsInFlight {
+		g.flushers++
 		go s.flushSignals(context.WithoutCancel(ctx))
 	}
 	g.mu.Unlock()
@@ -64,7 +71,7 @@ func (s *Server) flushSignals(ctx context.Context) {
 		g.waiting = g.waiting[n:]
 		if n == 0 {
 			g.waiting = nil
-			g.busy = false
+			g.flushers--
 			g.mu.Unlock()
 			return
 		}

@@ -202,7 +202,7 @@ func TestInboundRelaysSignedEventsInOrderExactlyOnce(t *testing.T) {
 	if info.GetFirstRunId() == info.GetExecution().GetRunId() {
 		t.Fatalf("the relay is still on its first run after %d events; want continue-as-new exercised", n)
 	}
-	recordRelayHistory(t, s, "relay_can_v1.json.gz", info.GetFirstRunId())
+	recordRelayHistory(t, s, "relay_can_v2.json.gz", info.GetFirstRunId())
 }
 
 // waitRelayed waits until the consumer has len(want) frames; on timeout it reports
@@ -389,7 +389,7 @@ func TestInboundConsumerOutageClearAndQueueTest(t *testing.T) {
 		t.Errorf("last frame %s; want wamid.AFTER", after.ID)
 	}
 
-	recordRelayHistory(t, s, "relay_v1.json", "")
+	recordRelayHistory(t, s, "relay_v2.json", "")
 }
 
 // recordRelayHistory writes the history of one relay run (runID; "" for the current

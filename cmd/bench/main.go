@@ -59,6 +59,7 @@ type options struct {
 	out       string
 	command   string
 	keepGoing bool
+	inbound   bool
 }
 
 func main() {
@@ -80,8 +81,9 @@ func run(ctx context.Context) error {
 	flag.StringVar(&o.binDir, "bin", "bin", "folder with the apiserver and worker binaries")
 	flag.StringVar(&o.out, "out", "docs/BENCHMARKS.md", "report file (empty = stdout only)")
 	flag.StringVar(&o.command, "command", "make bench", "the command recorded in the report")
+	flag.BoolVar(&o.inbound, "inbound", true, "also compare the inbound relay with a plain Redis-list relay (inbound.go)")
 	flag.Parse()
-	for _, w := range strings.Split(workers, ",") {
+	for _, w := range strings.FieldsFunc(workers, func(r rune) bool { return r == ',' }) {
 		v, err := strconv.Atoi(strings.TrimSpace(w))
 		if err != nil || v < 1 {
 			return fmt.Errorf("bad -workers value %q", w)
@@ -123,6 +125,11 @@ func run(ctx context.Context) error {
 	}
 	fmt.Printf("largest history: %d events; largest event: %d bytes; workflow runs: %d\n", hist.maxEvents, hist.maxEventBytes, hist.runs)
 	report := b.report(o, rows, sc, hist)
+	if o.inbound {
+		if report, err = b.appendInbound(ctx, report); err != nil {
+			return err
+		}
+	}
 	if o.out != "" {
 		if err := os.MkdirAll(filepath.Dir(o.out), 0o755); err != nil {
 			return err
