@@ -24,7 +24,7 @@ const maxRefsPerSignal = 1000
 // latency; under load it turns a signal (a history event and a Temporal persistence
 // write) per webhook into one per group. Its zero value is ready to use.
 type relaySignaller struct {
-	mu      sync.Mutex
+	mu       sync.Mutex
 	waiting  []*signalRequest
 	flushers int // flushers running, at most maxSignalsInFlight
 }
