@@ -61,9 +61,13 @@ var (
 
 // InboundRelay is the one long-running workflow (ID shared.RelayWorkflowID) that relays
 // inbound WhatsApp events to WEBSOCKET_URL strictly in arrival order. Each
-// shared.InboundSignal carries a shared.InboundRef; repeated ids are dropped. One event
-// at a time, the head, is relayed by the RelayInbound activity, retried every 5 s until
-// it succeeds; nothing behind it moves meanwhile. shared.PendingQuery answers a
+// shared.InboundBatchSignal carries the refs of a group of webhooks (shared.InboundSignal,
+// one ref, is what API servers before batching send); repeated ids are dropped. One batch
+// at a time, the head run of the queue, is relayed by the RelayInboundBatch activity
+// (relay_batch.go), which reports exactly how far it got; the first unconfirmed event is
+// retried every 5 s until it succeeds, and nothing behind it moves meanwhile. Runs
+// started before batching (workflow.GetVersion) relay one event per RelayInbound
+// activity. shared.PendingQuery answers a
 // shared.QueueInfo; the shared.ClearUpdate update drops every queued event, cancels the
 // head and returns how many were dropped. The run continues as new between events when
 // the server suggests it (or after relayMaxSignalsPerRun signals), carrying the queue

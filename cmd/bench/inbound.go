@@ -3,8 +3,9 @@ package main
 // The inbound comparison: webhooks in, WebSocket frames out, side by side in one run.
 //
 // (a) a plain Redis-list relay, the replaced service's design, built here: POST /webhook
-// verifies the signature, LPUSHes each message, and one loop BRPOPs and writes it to
-// the WebSocket consumer.
+// verifies the signature, LPUSHes each message, and one loop BRPOPs it, looks its
+// sender up in a numbers cache (one HGETALL, as the contract's frame needs) and writes
+// it to the WebSocket consumer.
 // (b) wagate: the apiserver and worker processes, the embedded Temporal server and
 // Redis, relaying to the same kind of consumer.
 //
@@ -135,7 +136,8 @@ func comparisonSection(plain, stack inboundRun, o inboundOptions) string {
 	fmt.Fprintf(&sb, "%d senders at once, each posting %d signed one-message webhooks in order (waiting for each answer), to a\n", o.senders, o.perSender)
 	fmt.Fprintf(&sb, "WebSocket consumer that reads every frame. Both columns ran one right after the other in the same run.\n\n")
 	fmt.Fprintf(&sb, "(a) plain Redis-list relay (the replaced service's design, built into the bench): verify the signature, LPUSH,\n")
-	fmt.Fprintf(&sb, "one loop BRPOPs and writes each event to the WebSocket. No durability beyond Redis, no confirmation of frames.\n")
+	fmt.Fprintf(&sb, "one loop BRPOPs each event, looks its sender up in a numbers cache (one HGETALL, for `save_number`/`cached_info`)\n")
+	fmt.Fprintf(&sb, "and writes it to the WebSocket. No durability beyond Redis, no retry, no confirmation of frames.\n")
 	fmt.Fprintf(&sb, "(b) wagate: `POST /webhook` to the apiserver process, the InboundRelay workflow and RelayInboundBatch on the worker\n")
 	fmt.Fprintf(&sb, "process, embedded Temporal (SQLite) and Redis; every frame confirmed by the consumer's pong.\n\n")
 	fmt.Fprintf(&sb, "Events relayed/s count from the first post to the last frame read. Out of order: a frame read before one\n")
@@ -149,6 +151,7 @@ func comparisonSection(plain, stack inboundRun, o inboundOptions) string {
 			r.run.relayRate, r.run.lost, r.run.repeated, r.run.misorde)
 	}
 	fmt.Fprintf(&sb, "\nRatio of events relayed/s, (b)/(a): **%.3f**.\n", stack.relayRate/plain.relayRate)
+	fmt.Fprintf(&sb, "\nHistory events of the relay workflow during (b), by type: %s.\n", stack.history)
 	return sb.String()
 }
 
