@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	workflowpb "go.temporal.io/api/workflow/v1"
+
 	"github.com/wagate/wagate/internal/wstest"
 	"github.com/wagate/wagate/shared"
 )
@@ -129,13 +131,20 @@ func TestInboundBacklogSpillsAndContinuesAsNew(t *testing.T) {
 	// relayHistoryHardLimit (10,000).
 	const n = 3600
 	want := postTexts(t, s, "SPILL", "573555555555", 0, n)
-	desc, err := s.Temporal.DescribeWorkflowExecution(context.Background(), shared.RelayWorkflowID, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	info := desc.GetWorkflowExecutionInfo()
-	if info.GetFirstRunId() == info.GetExecution().GetRunId() {
-		t.Fatalf("the relay is still on its first run after %d events (%d history events); want continue-as-new exercised", n, info.GetHistoryLength())
+	// The run at its limit cancels the failing batch, spills and continues as new.
+	var info *workflowpb.WorkflowExecutionInfo
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		desc, err := s.Temporal.DescribeWorkflowExecution(context.Background(), shared.RelayWorkflowID, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		info = desc.GetWorkflowExecutionInfo()
+		if info.GetFirstRunId() != info.GetExecution().GetRunId() {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the relay is still on its first run after %d events (%d history events); want continue-as-new exercised", n, info.GetHistoryLength())
+		}
 	}
 	first, err := s.Temporal.DescribeWorkflowExecution(context.Background(), shared.RelayWorkflowID, info.GetFirstRunId())
 	if err != nil {

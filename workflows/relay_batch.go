@@ -19,6 +19,11 @@ const (
 	relayBatchChange = "relay-batch"
 	// relayBatchVersion is the version that relays batches.
 	relayBatchVersion workflow.Version = 1
+	// relayHistorySizeHardLimit is, for the batched relay, the history size at which a
+	// batch still being retried is carried into the next run, as relayHistoryHardLimit
+	// is for the event count: a signal carries up to 1,000 refs, so a long outage under
+	// heavy load could otherwise approach Temporal's 50 MB history limit first.
+	relayHistorySizeHardLimit = 16 << 20
 	// relayRetryInterval is how long the relay waits before it retries the first event
 	// a batch could not deliver, the same 5 s as the server-side retry policy.
 	relayRetryInterval = 5 * time.Second
@@ -77,7 +82,8 @@ func (r *relay) runBatched(ctx workflow.Context) error {
 // RelayInboundBatch activity, then pops exactly the refs it finished and puts the rest
 // back in front. failed reports that the activity stopped at a failure before the end
 // of its batch: the rest is retried after relayRetryInterval. preempted reports that
-// the history grew past relayHistoryHardLimit while the batch was still being retried:
+// the history grew past relayHistoryHardLimit (or relayHistorySizeHardLimit) while the
+// batch was still being retried:
 // its attempt was cancelled and the rest stays first, for the next run.
 func (r *relay) relayBatch(ctx workflow.Context) (preempted, failed bool, err error) {
 	n := min(len(r.st.Queue), shared.MaxRelayBatch)
@@ -92,7 +98,10 @@ func (r *relay) relayBatch(ctx workflow.Context) (preempted, failed bool, err er
 
 	fut := workflow.ExecuteActivity(workflow.WithActivityOptions(hctx, relayBatchOptions),
 		shared.RelayInboundBatchActivity, shared.RelayBatchInput{Refs: batch})
-	if err := workflow.Await(ctx, func() bool { return fut.IsReady() || r.overHardLimit(ctx) }); err != nil {
+	overLimit := func() bool {
+		return r.overHardLimit(ctx) || workflow.GetInfo(ctx).GetCurrentHistorySize() >= relayHistorySizeHardLimit
+	}
+	if err := workflow.Await(ctx, func() bool { return fut.IsReady() || overLimit() }); err != nil {
 		return false, false, err
 	}
 	if !fut.IsReady() {

@@ -619,10 +619,18 @@ func TestRelaySignalArrivingWithTheLastSpillIsCarried(t *testing.T) {
 //     of a thousand events, with a backlog spilled to Redis, a continue-as-new rejected
 //     once for a signal that arrived meanwhile, and the continue-as-new.
 //
+// Those two are the one-event relay (before relay-batch). The batched relay:
+//
+//   - relay_v2.json (TestInboundConsumerOutageClearAndQueueTest): the same story, with
+//     batches, grouped signals, and a clear of a failing batch;
+//   - relay_can_v2.json.gz (TestInboundBacklogSpillsAndContinuesAsNew): the first run of
+//     a backlog built while the consumer was down, its failing batch cancelled at the
+//     history hard limit, the backlog spilled to Redis, and the continue-as-new.
+//
 // Any change to InboundRelay that would break running relays fails here; such a change
 // needs workflow.GetVersion and new recordings next to these.
 func TestRelayReplaysRecordedHistories(t *testing.T) {
-	tests := []string{"relay_v1.json", "relay_can_v1.json.gz"}
+	tests := []string{"relay_v1.json", "relay_can_v1.json.gz", "relay_v2.json", "relay_can_v2.json.gz"}
 	for _, file := range tests {
 		t.Run(file, func(t *testing.T) {
 			f, err := os.Open(filepath.Join("testdata", file))
