@@ -126,14 +126,13 @@ func TestInboundBacklogSpillsAndContinuesAsNew(t *testing.T) {
 	sink := wstest.New(t)
 	s := newInboundStack(t, sink)
 	sink.Stop()
-	// About three history events per webhook posted one after the other (the signal
-	// and most of a workflow task): 3,600 webhooks take the run past
-	// relayHistoryHardLimit (10,000).
-	const n = 3600
-	want := postTexts(t, s, "SPILL", "573555555555", 0, n)
-	// The run at its limit cancels the failing batch, spills and continues as new.
+	// Each webhook adds its signal and a share of a workflow task (two to four events,
+	// depending on how many signals a task takes): post until the run has passed
+	// relayHistoryHardLimit (10,000) and continued as new.
+	var want []string
 	var info *workflowpb.WorkflowExecutionInfo
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+	for {
+		want = append(want, postTexts(t, s, "SPILL", "573555555555", len(want), len(want)+400)...)
 		desc, err := s.Temporal.DescribeWorkflowExecution(context.Background(), shared.RelayWorkflowID, "")
 		if err != nil {
 			t.Fatal(err)
@@ -142,10 +141,11 @@ func TestInboundBacklogSpillsAndContinuesAsNew(t *testing.T) {
 		if info.GetFirstRunId() != info.GetExecution().GetRunId() {
 			break
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the relay is still on its first run after %d events (%d history events); want continue-as-new exercised", n, info.GetHistoryLength())
+		if len(want) >= 8000 {
+			t.Fatalf("the relay is still on its first run after %d events (%d history events); want continue-as-new exercised", len(want), info.GetHistoryLength())
 		}
 	}
+	n := len(want)
 	first, err := s.Temporal.DescribeWorkflowExecution(context.Background(), shared.RelayWorkflowID, info.GetFirstRunId())
 	if err != nil {
 		t.Fatal(err)
