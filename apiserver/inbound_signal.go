@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"time"
 
 	"github.com/wagate/wagate/shared"
 )
@@ -14,6 +15,10 @@ import (
 // the webhook promises; measured (cmd/bench), a second one made no webhook faster and
 // split the groups, doubling the signals.
 const maxSignalsInFlight = 1
+
+// signalLinger is how long the next signal waits after one that carried several
+// webhooks.
+const signalLinger = 2 * time.Millisecond
 
 // maxRefsPerSignal bounds the refs of one InboundBatchSignal (about 40 KB).
 const maxRefsPerSignal = 1000
@@ -83,6 +88,14 @@ func (s *Server) flushSignals(ctx context.Context) {
 		err := s.signalBatch(ctx, refs)
 		for _, r := range group {
 			r.done <- err
+		}
+		if len(group) > 1 {
+			// Under load the webhooks just answered come straight back with their next
+			// events: waiting a moment for them keeps every signal as full as the load
+			// allows, and fewer signals (and workflow tasks) make Temporal answer
+			// faster. Measured (cmd/bench): about 1.5x the webhooks per second. A
+			// webhook alone never waits.
+			time.Sleep(signalLinger)
 		}
 	}
 }
