@@ -17,6 +17,7 @@ package main
 // memory.
 
 import (
+	"cmp"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -53,11 +54,12 @@ var (
 	inboundSenders   = flag.Int("inbound-senders", 16, "inbound: concurrent webhook senders")
 	inboundPerSender = flag.Int("inbound-per-sender", 125, "inbound: webhooks each sender posts in order")
 	inboundBacklog   = flag.Int("inbound-backlog", 100_000, "inbound: events posted while the consumer is down (0 = skip)")
+	inboundRounds    = flag.Int("inbound-rounds", 5, "inbound: alternating rounds of (a) and (b); the median is reported")
 )
 
 // appendInbound measures the inbound relays and appends their section to report.
 func (b *bench) appendInbound(ctx context.Context, report string) (string, error) {
-	sec, err := b.inboundSection(ctx, inboundOptions{senders: *inboundSenders, perSender: *inboundPerSender, backlog: *inboundBacklog})
+	sec, err := b.inboundSection(ctx, inboundOptions{senders: *inboundSenders, perSender: *inboundPerSender, rounds: max(1, *inboundRounds), backlog: *inboundBacklog})
 	if err != nil {
 		return report, err
 	}
@@ -67,6 +69,7 @@ func (b *bench) appendInbound(ctx context.Context, report string) (string, error
 // inboundOptions sizes the inbound comparison.
 type inboundOptions struct {
 	senders, perSender int
+	rounds             int
 	backlog            int
 }
 
@@ -101,26 +104,62 @@ type backlogRun struct {
 // inboundSection measures both relays and the backlog drain and returns the markdown
 // section of the report.
 func (b *bench) inboundSection(ctx context.Context, o inboundOptions) (string, error) {
-	plain, err := b.plainInbound(ctx, o)
+	plainT, err := b.setupPlain(ctx)
 	if err != nil {
 		return "", fmt.Errorf("plain relay: %w", err)
 	}
-	fmt.Println(plain.line("inbound (a) plain Redis-list relay"))
-	stack, backlog, err := b.wagateInbound(ctx, o)
+	defer plainT.close()
+	stackT, err := b.setupWagate(ctx)
 	if err != nil {
 		return "", fmt.Errorf("wagate relay: %w", err)
 	}
-	fmt.Println(stack.line("inbound (b) wagate"))
-	fmt.Printf("inbound ratio (b)/(a): %.3f\n", stack.relayRate/plain.relayRate)
+	defer stackT.close()
+
+	// Rounds alternate (a) and (b), so that both see the same machine; the report shows
+	// the median round of each.
+	var plains, stacks []inboundRun
+	var ratios []float64
+	before, err := b.relayHistory(ctx)
+	if err != nil {
+		return "", err
+	}
+	for r := range o.rounds {
+		p, err := measureLoad(ctx, plainT.url, plainT.consumer, o.senders, o.perSender, fmt.Sprintf("plain%d", r))
+		if err != nil {
+			return "", fmt.Errorf("plain relay: %w", err)
+		}
+		fmt.Println(p.line(fmt.Sprintf("inbound round %d (a) plain Redis-list relay", r+1)))
+		w, err := measureLoad(ctx, stackT.url, stackT.consumer, o.senders, o.perSender, fmt.Sprintf("wagate%d", r))
+		if err != nil {
+			return "", fmt.Errorf("wagate relay: %w", err)
+		}
+		fmt.Println(w.line(fmt.Sprintf("inbound round %d (b) wagate", r+1)))
+		plains, stacks, ratios = append(plains, p), append(stacks, w), append(ratios, w.relayRate/p.relayRate)
+	}
+	after, err := b.relayHistory(ctx)
+	if err != nil {
+		return "", err
+	}
+	plain, stack := medianRun(plains), medianRun(stacks)
+	stack.history = historyDelta(before, after)
+	fmt.Println("relay history events during the rounds:", stack.history)
+	fmt.Printf("inbound ratio (b)/(a) per round: %s\n", formatRatios(ratios))
+	var backlog backlogRun
+	if o.backlog > 0 {
+		if backlog, err = b.backlog(ctx, stackT, o); err != nil {
+			return "", fmt.Errorf("wagate backlog: %w", err)
+		}
+	}
+	sec := comparisonSection(plain, stack, ratios, o)
 	if backlog.events == 0 {
-		return comparisonSection(plain, stack, o), nil
+		return sec, nil
 	}
 	fmt.Printf("inbound backlog: %d events acked %.0f/s (p99 %.1f ms); drained %.0f/s (first frame %.1fs after the consumer came up); lost %d, repeated %d, out of order %d; worker peak RSS %d MiB\n",
 		backlog.events, backlog.ackRate, ms(backlog.ackP99), float64(backlog.events)/backlog.drain.Seconds(), backlog.firstFrame.Seconds(),
 		backlog.lost, backlog.repeated, backlog.miso, backlog.workerRSS/1024)
 
 	var sb strings.Builder
-	sb.WriteString(comparisonSection(plain, stack, o))
+	sb.WriteString(sec)
 	fmt.Fprintf(&sb, "\n### Backlog drain\n\n")
 	fmt.Fprintf(&sb, "%d events posted to wagate by %d senders while the consumer was down, then the consumer came up.\n\n", backlog.events, o.senders)
 	fmt.Fprintf(&sb, "| webhooks acked/s during the outage | ack p99 | first frame after the consumer came up | drain | lost / repeated / out of order | worker peak RSS | apiserver peak RSS |\n|---|---|---|---|---|---|---|\n")
@@ -132,8 +171,28 @@ func (b *bench) inboundSection(ctx context.Context, o inboundOptions) (string, e
 	return sb.String(), nil
 }
 
+func medianRun(runs []inboundRun) inboundRun {
+	s := slices.Clone(runs)
+	slices.SortFunc(s, func(a, b inboundRun) int { return cmp.Compare(a.relayRate, b.relayRate) })
+	return s[len(s)/2]
+}
+
+func median(v []float64) float64 {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+func formatRatios(v []float64) string {
+	parts := make([]string, len(v))
+	for i, r := range v {
+		parts[i] = fmt.Sprintf("%.3f", r)
+	}
+	return strings.Join(parts, ", ")
+}
+
 // comparisonSection is the comparison part of the section.
-func comparisonSection(plain, stack inboundRun, o inboundOptions) string {
+func comparisonSection(plain, stack inboundRun, ratios []float64, o inboundOptions) string {
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "\n## Inbound relay\n\n")
 	command := "make bench"
@@ -143,7 +202,8 @@ func comparisonSection(plain, stack inboundRun, o inboundOptions) string {
 	fmt.Fprintf(&sb, "Reproduce with `%s` (`-inbound=false` skips this section, `-workers \"\"` the bulk rows). Measured %s on %d CPUs.\n\n",
 		command, time.Now().UTC().Format("2006-01-02 15:04 MST"), runtime.NumCPU())
 	fmt.Fprintf(&sb, "%d senders at once, each posting %d signed one-message webhooks in order (waiting for each answer), to a\n", o.senders, o.perSender)
-	fmt.Fprintf(&sb, "WebSocket consumer that reads every frame. Both columns ran one right after the other in the same run.\n\n")
+	fmt.Fprintf(&sb, "WebSocket consumer that reads every frame. Both relays ran in the same run, in %d alternating rounds (a, b, a, b…) on\n", o.rounds)
+	fmt.Fprintf(&sb, "the same machine; each row is that relay's median round (by events relayed/s).\n\n")
 	fmt.Fprintf(&sb, "(a) plain Redis-list relay (the replaced service's design, built into the bench): verify the signature, LPUSH,\n")
 	fmt.Fprintf(&sb, "one loop BRPOPs each event, looks its sender up in a numbers cache (one HGETALL, for `save_number`/`cached_info`)\n")
 	fmt.Fprintf(&sb, "and writes it to the WebSocket. No durability beyond Redis, no retry, no confirmation of frames.\n")
@@ -159,46 +219,65 @@ func comparisonSection(plain, stack inboundRun, o inboundOptions) string {
 		fmt.Fprintf(&sb, "| %s | %.0f | %.1f ms | %.1f ms | %.0f | %d / %d / %d |\n", r.name, r.run.ackRate, ms(r.run.ackP50), ms(r.run.ackP99),
 			r.run.relayRate, r.run.lost, r.run.repeated, r.run.misorde)
 	}
-	fmt.Fprintf(&sb, "\nRatio of events relayed/s, (b)/(a): **%.3f**.\n", stack.relayRate/plain.relayRate)
-	fmt.Fprintf(&sb, "\nHistory events of the relay workflow during (b), by type: %s.\n", stack.history)
+	fmt.Fprintf(&sb, "\nRatio of events relayed/s, (b)/(a), per round: %s; median **%.3f**.\n", formatRatios(ratios), median(ratios))
+	fmt.Fprintf(&sb, "\nHistory events of the relay workflow during the %d rounds of (b) (%d events), by type: %s.\n", o.rounds, o.rounds*o.senders*o.perSender, stack.history)
 	return sb.String()
 }
 
-// plainInbound runs relay (a) on the bench's Redis.
-func (b *bench) plainInbound(ctx context.Context, o inboundOptions) (inboundRun, error) {
+// relayTarget is one relay ready to take load: where to post, the consumer it writes
+// to, and how to take it down.
+type relayTarget struct {
+	url      string
+	consumer *benchConsumer
+	close    func()
+}
+
+// setupPlain starts relay (a) on the bench's Redis and warms it.
+func (b *bench) setupPlain(ctx context.Context) (*relayTarget, error) {
 	consumer, err := newBenchConsumer()
 	if err != nil {
-		return inboundRun{}, err
+		return nil, err
 	}
-	defer consumer.close()
 	consumer.start()
 	ropts, err := redis.ParseURL(b.redis.URL())
 	if err != nil {
-		return inboundRun{}, err
+		consumer.close()
+		return nil, err
 	}
 	rdb := redis.NewClient(ropts)
-	defer rdb.Close()
 	p := &plainRelay{rdb: rdb, key: "plainrelay:" + fmt.Sprint(time.Now().UnixNano()), ws: consumer.url()}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return inboundRun{}, err
+		consumer.close()
+		rdb.Close()
+		return nil, err
 	}
 	srv := &http.Server{Handler: http.HandlerFunc(p.webhook)}
 	go func() { _ = srv.Serve(ln) }()
-	defer srv.Close()
 	rctx, stop := context.WithCancel(ctx)
 	loopDone := make(chan error, 1)
 	go func() { loopDone <- p.loop(rctx) }()
-	defer func() { stop(); <-loopDone }()
+	t := &relayTarget{url: "http://" + ln.Addr().String() + "/webhook", consumer: consumer, close: func() {
+		stop()
+		<-loopDone
+		srv.Close()
+		rdb.Close()
+		consumer.close()
+	}}
+	if err := t.warm(ctx, "warma"); err != nil {
+		t.close()
+		return nil, err
+	}
+	return t, nil
+}
 
-	url := "http://" + ln.Addr().String() + "/webhook"
-	if _, err := postLoad(ctx, url, consumer, 4, 10, "warma"); err != nil {
-		return inboundRun{}, err
+// warm posts a few events and waits for them, so that no measurement pays start-up.
+func (t *relayTarget) warm(ctx context.Context, tag string) error {
+	t.consumer.reset()
+	if _, err := postLoad(ctx, t.url, t.consumer, 4, 10, tag); err != nil {
+		return err
 	}
-	if err := consumer.wait(ctx, 40, time.Minute); err != nil {
-		return inboundRun{}, err
-	}
-	return measureLoad(ctx, url, consumer, o.senders, o.perSender, "plain")
+	return t.consumer.wait(ctx, 40, time.Minute)
 }
 
 // plainRelay is relay (a).
@@ -347,70 +426,55 @@ func (p *plainRelay) frame(ctx context.Context, event []byte) ([]byte, error) {
 	return out, nil
 }
 
-// wagateInbound runs relay (b) and then the backlog on fresh apiserver and worker
-// processes that relay to the bench's consumer.
-func (b *bench) wagateInbound(ctx context.Context, o inboundOptions) (inboundRun, backlogRun, error) {
+// setupWagate starts fresh apiserver and worker processes that relay to a consumer of
+// the bench, and warms them.
+func (b *bench) setupWagate(ctx context.Context) (*relayTarget, error) {
 	consumer, err := newBenchConsumer()
 	if err != nil {
-		return inboundRun{}, backlogRun{}, err
+		return nil, err
 	}
-	defer consumer.close()
 	consumer.start()
 	// startStack passes its own environment on to the processes.
+	var restore []func()
 	for k, v := range map[string]string{"WEBSOCKET_URL": consumer.url(), "WHATSAPP_APP_SECRET": benchAppSecret} {
 		old, had := os.LookupEnv(k)
-		if err := os.Setenv(k, v); err != nil {
-			return inboundRun{}, backlogRun{}, err
-		}
 		if had {
-			defer os.Setenv(k, old)
+			restore = append(restore, func() { os.Setenv(k, old) })
 		} else {
-			defer os.Unsetenv(k)
+			restore = append(restore, func() { os.Unsetenv(k) })
 		}
+		os.Setenv(k, v)
 	}
-	if err := b.startStack(ctx, 10); err != nil {
-		return inboundRun{}, backlogRun{}, err
+	err = b.startStack(ctx, 10)
+	for _, f := range restore {
+		f()
 	}
-	defer b.stopStack()
-	url := b.apiURL + "/webhook"
-	if _, err := postLoad(ctx, url, consumer, 4, 10, "warmb"); err != nil {
-		return inboundRun{}, backlogRun{}, err
-	}
-	if err := consumer.wait(ctx, 40, time.Minute); err != nil {
-		return inboundRun{}, backlogRun{}, err
-	}
-	before, err := b.relayHistory(ctx)
+	t := &relayTarget{url: b.apiURL + "/webhook", consumer: consumer, close: func() {
+		b.stopStack()
+		consumer.close()
+	}}
 	if err != nil {
-		return inboundRun{}, backlogRun{}, err
+		t.close()
+		return nil, err
 	}
-	run, err := measureLoad(ctx, url, consumer, o.senders, o.perSender, "wagate")
-	if err != nil {
-		return run, backlogRun{}, err
+	if err := t.warm(ctx, "warmb"); err != nil {
+		t.close()
+		return nil, err
 	}
-	after, err := b.relayHistory(ctx)
-	if err != nil {
-		return run, backlogRun{}, err
-	}
-	var parts []string
-	for _, k := range slices.Sorted(maps.Keys(after)) {
-		if d := after[k] - before[k]; d > 0 {
-			parts = append(parts, fmt.Sprintf("%s %d", k, d))
-		}
-	}
-	run.history = strings.Join(parts, ", ")
-	fmt.Println("relay history events during the load:", run.history)
-	if o.backlog <= 0 {
-		return run, backlogRun{}, nil
-	}
+	return t, nil
+}
 
-	// The backlog: the consumer goes away, the events pile up, the consumer comes back.
+// backlog posts o.backlog events to wagate while its consumer is down, then brings the
+// consumer up and measures the drain.
+func (b *bench) backlog(ctx context.Context, t *relayTarget, o inboundOptions) (backlogRun, error) {
+	consumer := t.consumer
 	consumer.stop()
 	consumer.reset()
 	per := (o.backlog + o.senders - 1) / o.senders
 	start := time.Now()
-	acks, err := postLoad(ctx, url, consumer, o.senders, per, "backlog")
+	acks, err := postLoad(ctx, t.url, consumer, o.senders, per, "backlog")
 	if err != nil {
-		return run, backlogRun{}, err
+		return backlogRun{}, err
 	}
 	posted := time.Since(start)
 	n := o.senders * per
@@ -418,14 +482,25 @@ func (b *bench) wagateInbound(ctx context.Context, o inboundOptions) (inboundRun
 	up := time.Now()
 	consumer.start()
 	if err := consumer.wait(ctx, n, 30*time.Minute); err != nil {
-		return run, bl, err
+		return bl, err
 	}
 	time.Sleep(time.Second) // a repeat would show up now
 	first, last := consumer.span()
 	bl.firstFrame, bl.drain = first.Sub(up), last.Sub(first)
 	bl.lost, bl.repeated, bl.miso = consumer.check(acks)
 	bl.workerRSS, bl.apiRSS = b.worker.peakRSS(), b.api.peakRSS()
-	return run, bl, nil
+	return bl, nil
+}
+
+// historyDelta lists, by type, the relay's history events added between two counts.
+func historyDelta(before, after map[string]int) string {
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(after)) {
+		if d := after[k] - before[k]; d > 0 {
+			parts = append(parts, fmt.Sprintf("%s %d", k, d))
+		}
+	}
+	return strings.Join(parts, ", ")
 }
 
 // relayHistory counts the events of every run of the relay workflow, by type.
