@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/workflow"
 
 	"github.com/wagate/wagate/shared"
 )
@@ -188,5 +189,26 @@ func TestRelayContinueAsNewWithBatchInFlight(t *testing.T) {
 	}
 	if st.Relayed != 2 {
 		t.Errorf("carried relayed = %d; want 2", st.Relayed)
+	}
+}
+
+// A run still on the one-event path (started before the upgrade) relays the grouped
+// signals of upgraded API servers too, in order, mixed with old single-ref signals.
+func TestRelayOneEventPathReadsGroupedSignals(t *testing.T) {
+	c := newRelayConsumer()
+	env := newRelayEnvAt(t, c, workflow.DefaultVersion)
+	signalBatches(env, time.Second, 3, "a", "b", "c", "d", "e")
+	env.RegisterDelayedCallback(func() { signalIDs(env, "f", "c") }, 2*time.Second)
+	signalBatches(env, 3*time.Second, 2, "g", "f", "h")
+	env.RegisterDelayedCallback(env.CancelWorkflow, time.Hour)
+	env.ExecuteWorkflow(shared.RelayWorkflowName, shared.RelayState{})
+
+	wantCanceled(t, env)
+	relayed, _ := c.snapshot()
+	if want := []string{"a", "b", "c", "d", "e", "f", "g", "h"}; !slices.Equal(relayed, want) {
+		t.Errorf("relayed %v; want %v (each once, in order)", relayed, want)
+	}
+	if len(c.batches) != 0 {
+		t.Errorf("%d batch activities on the one-event path; want none", len(c.batches))
 	}
 }
