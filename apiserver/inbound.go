@@ -12,16 +12,11 @@ import (
 	"io"
 	"net/http"
 	"strings"
-	"time"
 
 	"go.temporal.io/sdk/client"
 
 	"github.com/wagate/wagate/shared"
 )
-
-// signalTimeout bounds the SignalWithStart of a group of inbound events: Meta expects an answer
-// within seconds, and a slow Temporal is better answered with 503 so that Meta retries.
-const signalTimeout = 5 * time.Second
 
 // handleWebhookVerify answers Meta's subscription check, GET /webhook: the raw
 // hub.challenge when hub.mode is "subscribe" and hub.verify_token equals
@@ -42,10 +37,11 @@ func (s *Server) handleWebhookVerify(w http.ResponseWriter, r *http.Request) {
 }
 
 // webhook answers POST /webhook. It checks the signature of the raw body, stores every
-// status item (monotonically) and every message, each message once, and signals each
-// new message into the relay workflow; it answers 200 {"success":true} once all of that
-// is durable, 503 when Redis or Temporal cannot take it (Meta then retries the whole
-// delivery, whose already queued messages are recognised as repeats).
+// status item (monotonically) and every message, each message once, and appends each
+// new message to the inbound log; it answers 200 {"success":true} once Redis holds all
+// of that, 503 when Redis cannot take it (Meta then retries the whole delivery, whose
+// already queued messages are recognised as repeats). The forwarder relays the logged
+// messages to the relay workflow asynchronously, so Temporal's state plays no part.
 func (s *Server) webhook(w http.ResponseWriter, r *http.Request) error {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxWebhookBody))
 	if err != nil {
@@ -92,34 +88,16 @@ func validSignature(secret string, body []byte, header string) bool {
 	return hmac.Equal(sig, mac.Sum(nil))
 }
 
-// enqueueInbound stores every event once (one Redis round trip) and signals the refs
-// of the new ones into the relay workflow in one signal, starting the workflow when
-// needed. Repeated ids are accepted and not queued again. When the signal fails the new
-// ids are released, so that Meta's retry gets through.
+// enqueueInbound stores every event once and appends the new ones' ids to the inbound
+// log, in one Redis script; the forwarder takes them from there to the relay workflow.
+// Repeated ids are accepted and not queued again. Temporal plays no part: once Redis
+// holds the events they are durable (AOF) and are forwarded whenever Temporal answers.
 func (s *Server) enqueueInbound(ctx context.Context, evs ...shared.InboundEvent) error {
 	if len(evs) == 0 {
 		return nil
 	}
-	claimed, err := s.Store.ClaimInbounds(ctx, evs, shared.InboundDedupeTTL, shared.InboundEventTTL)
-	if err != nil {
+	if _, err := s.Store.AcceptInbounds(ctx, evs, shared.InboundDedupeTTL, shared.InboundEventTTL); err != nil {
 		return shared.Wrap(shared.KindUnavailable, err, "No se pudo guardar el mensaje entrante; reintente")
-	}
-	var refs []shared.InboundRef
-	for i, ev := range evs {
-		if claimed[i] {
-			refs = append(refs, shared.InboundRef{ID: ev.ID})
-		}
-	}
-	if err := s.signalRefs(ctx, refs); err != nil {
-		// The request's context may be what failed: release with a fresh one.
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-		defer cancel()
-		for _, ref := range refs {
-			if rerr := s.Store.ReleaseInbound(rctx, ref.ID); rerr != nil {
-				s.Logger.Error("inbound id not released; Meta's retry will be taken for a repeat", "id", ref.ID, "err", rerr)
-			}
-		}
-		return shared.Wrap(shared.KindUnavailable, err, "La cola de mensajes entrantes no está disponible; reintente")
 	}
 	return nil
 }

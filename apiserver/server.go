@@ -44,19 +44,22 @@ type Deps struct {
 // Server holds the handlers' dependencies.
 type Server struct {
 	Deps
-
-	relaySig relaySignaller // groups the relay's signals, see inbound_signal.go
 }
 
-// New returns the HTTP handler of the whole API.
-func New(d Deps) http.Handler {
+// newServer fills d's defaults.
+func newServer(d Deps) *Server {
 	if d.Logger == nil {
 		d.Logger = slog.Default()
 	}
 	if d.Now == nil {
 		d.Now = time.Now
 	}
-	s := &Server{Deps: d}
+	return &Server{Deps: d}
+}
+
+// New returns the HTTP handler of the whole API.
+func New(d Deps) http.Handler {
+	s := newServer(d)
 	r := chi.NewRouter()
 	r.Use(middleware.Recoverer)
 	r.NotFound(s.handle(func(http.ResponseWriter, *http.Request) error {

@@ -62,8 +62,10 @@ func run(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", cfg.HTTPAddr, err)
 	}
-	h := apiserver.New(apiserver.Deps{Config: cfg, Temporal: c, Graph: app.Graph(cfg), Store: store, Logger: logger})
-	stopHTTP, failed := app.ServeHTTP(ln, h)
+	deps := apiserver.Deps{Config: cfg, Temporal: c, Graph: app.Graph(cfg), Store: store, Logger: logger}
+	// Every replica runs a forwarder of the inbound log; a Redis lease keeps one active.
+	g.Add("inbound forwarder", apiserver.StartForwarder(deps), nil)
+	stopHTTP, failed := app.ServeHTTP(ln, apiserver.New(deps))
 	g.Add("http", stopHTTP, failed)
 
 	logger.Info("api listening", "addr", ln.Addr().String(), "temporal", cfg.TemporalAddress,
