@@ -126,13 +126,16 @@ func TestInboundBacklogSpillsAndContinuesAsNew(t *testing.T) {
 	sink := wstest.New(t)
 	s := newInboundStack(t, sink)
 	sink.Stop()
-	// Each webhook adds its signal and a share of a workflow task (two to four events,
-	// depending on how many signals a task takes): post until the run has passed
-	// relayHistoryHardLimit (10,000) and continued as new.
+	// Each webhook, forwarded alone, adds its signal and a share of a workflow task (two
+	// to four events, depending on how many signals a task takes): post until the run
+	// has passed relayHistoryHardLimit (10,000) and continued as new.
 	var want []string
 	var info *workflowpb.WorkflowExecutionInfo
 	for {
-		want = append(want, postTexts(t, s, "SPILL", "573555555555", len(want), len(want)+400)...)
+		for range 100 {
+			want = append(want, postTexts(t, s, "SPILL", "573555555555", len(want), len(want)+1)...)
+			waitLogDrained(t, s)
+		}
 		desc, err := s.Temporal.DescribeWorkflowExecution(context.Background(), shared.RelayWorkflowID, "")
 		if err != nil {
 			t.Fatal(err)
@@ -141,7 +144,7 @@ func TestInboundBacklogSpillsAndContinuesAsNew(t *testing.T) {
 		if info.GetFirstRunId() != info.GetExecution().GetRunId() {
 			break
 		}
-		if len(want) >= 8000 {
+		if len(want) >= 6000 {
 			t.Fatalf("the relay is still on its first run after %d events (%d history events); want continue-as-new exercised", len(want), info.GetHistoryLength())
 		}
 	}

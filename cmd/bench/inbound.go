@@ -226,9 +226,10 @@ func comparisonSection(plain, stack inboundRun, ratios []float64, o inboundOptio
 	}
 	fmt.Fprintf(&sb, "\nRatio of events relayed/s, (b)/(a), per round: %s; median **%.3f**.\n", formatRatios(ratios), median(ratios))
 	events := o.rounds * o.senders * o.perSender
-	fmt.Fprintf(&sb, "\n(b) relays %.0f%% of the rate at which its webhooks are acknowledged: events leave as fast as they are\n", 100*stack.relayRate/stack.ackRate)
-	fmt.Fprintf(&sb, "accepted, and what bounds (b) is the webhook's SignalWithStart into the one relay workflow: %d signals (%.1f events\n", stack.signals, float64(events)/float64(max(1, stack.signals)))
-	fmt.Fprintf(&sb, "each) and %d workflow tasks for %d events, every one a Temporal write, on the same 2 CPUs as everything else.\n", stack.tasks, events)
+	fmt.Fprintf(&sb, "\n(b) relays %.0f%% of the rate at which its webhooks are acknowledged. A webhook is acknowledged once one Redis\n", 100*stack.relayRate/stack.ackRate)
+	fmt.Fprintf(&sb, "script has claimed, stored and logged its event; the forwarder signals the inbound log into the one relay workflow,\n")
+	fmt.Fprintf(&sb, "as many refs per signal as arrived during the previous one: %d signals (%.1f events each) and %d workflow tasks\n", stack.signals, float64(events)/float64(max(1, stack.signals)), stack.tasks)
+	fmt.Fprintf(&sb, "for %d events, on the same %d CPUs as everything else.\n", events, runtime.NumCPU())
 	fmt.Fprintf(&sb, "History events of the relay workflow during the %d rounds of (b), by type: %s.\n", o.rounds, stack.history)
 	return sb.String()
 }

@@ -1,0 +1,118 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/wagate/wagate/internal/wstest"
+	"github.com/wagate/wagate/redisstore"
+)
+
+// With Temporal down the webhook still answers 200: the events are durable in Redis,
+// and the forwarder relays them, in order and once, when Temporal is back (here: a
+// stack restarted on the same data, as after an outage of the whole cluster).
+func TestInboundTemporalDownAcksAndRelaysWhenBack(t *testing.T) {
+	sink := wstest.New(t)
+	opts := StackOptions{WebSocketURL: sink.URL(), AppSecret: inboundSecret, DataDir: t.TempDir()}
+	s := NewStack(t, opts)
+	var want []string
+	post := func(s *Stack, from, to int) { want = append(want, postTexts(t, s, "TD", "573444444444", from, to)...) }
+	post(s, 0, 10)
+	sink.WaitFrames(t, 10, time.Minute)
+
+	if err := s.Dev.Stop(); err != nil {
+		t.Fatalf("stop temporal: %v", err)
+	}
+	start := time.Now()
+	post(s, 10, 60) // postSigned asserts 200 {success:true}
+	if el := time.Since(start); el > 10*time.Second {
+		t.Errorf("50 webhooks took %v with Temporal down; want answers without waiting for Temporal", el)
+	}
+	// A repeated delivery is still recognised.
+	body := textWebhook("wamid.TD010", "573444444444", "td10")
+	if code, out := postWebhook(t, s, body, signWebhook(body)); code != http.StatusOK || out["success"] != true {
+		t.Fatalf("repeated delivery = %d %v; want 200", code, out)
+	}
+	if n, err := s.Store.InboundLogLen(context.Background()); err != nil || n != 50 {
+		t.Fatalf("inbound log holds %d ids (%v); want the 50 events accepted while Temporal was down", n, err)
+	}
+	if got := len(sink.Frames()); got != 10 {
+		t.Fatalf("%d frames while Temporal was down; want 10", got)
+	}
+	s.Stop()
+
+	s = NewStack(t, opts)
+	post(s, 60, 70)
+	wantOrderedOnce(t, frameIDs(t, sink.WaitFrames(t, 70, 2*time.Minute)), want)
+	time.Sleep(500 * time.Millisecond)
+	wantOrderedOnce(t, frameIDs(t, sink.Frames()), want)
+	waitPending(t, s, 0)
+}
+
+// The queue endpoints count and clear the events still in the inbound log as well as
+// those in the relay workflow. A lease held elsewhere keeps the stack's forwarder
+// standing by, so that events stay in the log.
+func TestInboundQueueCountsAndClearsTheLog(t *testing.T) {
+	sink := wstest.New(t)
+	s := newInboundStack(t, sink)
+	sink.Stop()
+	for i := range 4 { // forwarded: in the workflow, the consumer down
+		postSigned(t, s, textWebhook(fmt.Sprintf("wamid.QW%d", i), "573555555555", "w"))
+	}
+	ctx := context.Background()
+	waitLogDrained(t, s) // forwarded and trimmed, so that taking the lease cuts no step
+	waitPending(t, s, 4)
+	leaseKey := redisstore.DefaultPrefix + "inbound:forwarder"
+	if err := s.Store.Client().Set(ctx, leaseKey, "elsewhere", time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1500 * time.Millisecond) // the forwarder notices at its next step
+	for i := range 3 {                  // logged, not forwarded
+		postSigned(t, s, textWebhook(fmt.Sprintf("wamid.QL%d", i), "573555555555", "l"))
+	}
+	if n, err := s.Store.InboundLogLen(ctx); err != nil || n != 3 {
+		t.Fatalf("inbound log = %d (%v); want 3", n, err)
+	}
+	if code, out := s.Get(t, "/api/queue/lengths"); code != http.StatusOK || out["queue_lengths"].(map[string]any)["pending"] != 7.0 {
+		t.Errorf("GET /api/queue/lengths = %d %v; want pending 7 (4 in the workflow, 3 in the log)", code, out)
+	}
+	if code, out := s.Get(t, "/api/queue/status"); code != http.StatusOK || out["queue_lengths"].(map[string]any)["pending"] != 7.0 {
+		t.Errorf("GET /api/queue/status = %d %v; want pending 7", code, out)
+	}
+	code, out := s.do(t, http.MethodDelete, "/api/queue/clear", nil)
+	if code != http.StatusOK || !sameMap(out, map[string]any{"success": true, "result": map[string]any{"cleared": 7.0}}) {
+		t.Errorf("DELETE /api/queue/clear = %d %v; want cleared 7", code, out)
+	}
+	waitPending(t, s, 0)
+	if err := s.Store.Client().Del(ctx, leaseKey).Err(); err != nil {
+		t.Fatal(err)
+	}
+	postSigned(t, s, textWebhook("wamid.QAFTER", "573555555555", "a"))
+	sink.Start()
+	sink.WaitFrames(t, 1, time.Minute)
+	time.Sleep(time.Second)
+	wantOrderedOnce(t, frameIDs(t, sink.Frames()), []string{"wamid.QAFTER"})
+}
+
+// waitLogDrained waits until the forwarder has forwarded every logged event and
+// trimmed the log.
+func waitLogDrained(t *testing.T, s *Stack) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		n, err := s.Store.InboundLogLen(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("inbound log still holds %d ids", n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
