@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wagate/wagate/apiserver"
 	"github.com/wagate/wagate/internal/wstest"
 	"github.com/wagate/wagate/redisstore"
 )
@@ -115,4 +116,46 @@ func waitLogDrained(t *testing.T, s *Stack) {
 		}
 		time.Sleep(time.Millisecond)
 	}
+}
+
+// Two API servers' forwarders on one Redis, the lease taken away again and again while
+// webhooks arrive (as if it expired): whichever forwarder holds it forwards, a batch
+// whose trim was refused is forwarded again and dropped by the workflow as a repeat,
+// and the consumer sees every event once, in order.
+func TestInboundForwarderTakeoverKeepsOrderOnce(t *testing.T) {
+	sink := wstest.New(t)
+	s := newInboundStack(t, sink)
+	stop2 := apiserver.StartForwarder(apiserver.Deps{Config: s.Config, Temporal: s.Temporal, Store: s.Store, Logger: s.logger.With("component", "api-2")})
+	defer func() { _ = stop2(context.Background()) }()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int)
+	go func() {
+		takeovers := 0
+		tick := time.NewTicker(300 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				done <- takeovers
+				return
+			case <-tick.C:
+				if s.Store.Client().Del(ctx, redisstore.DefaultPrefix+"inbound:forwarder").Val() == 1 {
+					takeovers++
+				}
+			}
+		}
+	}()
+	var want []string
+	for i := range 6 {
+		want = append(want, postTexts(t, s, "TK", "573666666666", i*100, (i+1)*100)...)
+		time.Sleep(200 * time.Millisecond)
+	}
+	cancel()
+	if n := <-done; n < 3 {
+		t.Errorf("the lease was taken away %d times; want several takeovers", n)
+	}
+	sink.WaitFrames(t, len(want), 2*time.Minute)
+	time.Sleep(time.Second)
+	wantOrderedOnce(t, frameIDs(t, sink.Frames()), want)
 }
