@@ -37,6 +37,15 @@ func TestAcceptInboundsLogsClaimedIDsInOrder(t *testing.T) {
 	if evs, err := s.GetInboundEvents(ctx, ids); err != nil || !evs[2].Found || evs[2].Event.ID != "c" {
 		t.Errorf("stored events = %+v, %v", evs, err)
 	}
+	if ttl := s.rdb.PTTL(ctx, s.inboundSeenKey("c")).Val(); ttl <= 50*time.Minute || ttl > time.Hour {
+		t.Errorf("claim TTL = %v; want the dedupe TTL (1h)", ttl)
+	}
+	if _, err := s.AcceptInbounds(ctx, []shared.InboundEvent{ev("t")}, time.Hour, 2*time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if ttl := s.rdb.PTTL(ctx, s.inboundEventKey("t")).Val(); ttl <= 110*time.Minute || ttl > 2*time.Hour {
+		t.Errorf("event TTL = %v; want the event TTL (2h)", ttl)
+	}
 	// A wake token was left for an idle forwarder: the wait returns at once.
 	start := time.Now()
 	if err := s.WaitInbound(ctx, 2*time.Second); err != nil || time.Since(start) > time.Second {

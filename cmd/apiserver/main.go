@@ -1,6 +1,7 @@
 // Command apiserver is wagate's production HTTP API on HTTP_ADDR: it validates requests
 // and starts, queries, signals and updates workflows on the cluster at TEMPORAL_ADDRESS
-// (the worker binary runs them). Configuration comes from the environment (see
+// (the worker binary runs them), and forwards the inbound log of accepted webhooks to the
+// relay workflow (one replica at a time, by a Redis lease). Configuration comes from the environment (see
 // README.md); logs are JSON on stderr. SIGINT or SIGTERM stop accepting connections,
 // let in-flight requests finish, then close the clients.
 //
