@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"testing"
@@ -158,4 +159,56 @@ func TestInboundForwarderTakeoverKeepsOrderOnce(t *testing.T) {
 	sink.WaitFrames(t, len(want), 2*time.Minute)
 	time.Sleep(time.Second)
 	wantOrderedOnce(t, frameIDs(t, sink.Frames()), want)
+}
+
+// A clear racing with webhooks and the forwarder drops exactly what it counts: with
+// the consumer down, every event posted is either counted by the clear or relayed
+// afterwards, never both, never neither, and the relayed ones are those posted last,
+// in order.
+func TestInboundClearDuringForwardingCountsExactly(t *testing.T) {
+	sink := wstest.New(t)
+	s := newInboundStack(t, sink)
+	sink.Stop()
+	type answer struct {
+		code    int
+		cleared float64
+		err     error
+	}
+	clearDone := make(chan answer, 1)
+	var want []string
+	for i := range 8 {
+		want = append(want, postTexts(t, s, "CR", "573777777777", i*50, (i+1)*50)...)
+		if i == 3 {
+			go func() {
+				req, _ := http.NewRequest(http.MethodDelete, s.API+"/api/queue/clear", nil)
+				res, err := http.DefaultClient.Do(req)
+				if err != nil {
+					clearDone <- answer{err: err}
+					return
+				}
+				defer res.Body.Close()
+				var out struct {
+					Result struct{ Cleared float64 } `json:"result"`
+				}
+				err = json.NewDecoder(res.Body).Decode(&out)
+				clearDone <- answer{code: res.StatusCode, cleared: out.Result.Cleared, err: err}
+			}()
+		}
+	}
+	a := <-clearDone
+	if a.err != nil || a.code != http.StatusOK || a.cleared < 1 {
+		t.Fatalf("DELETE /api/queue/clear = %d, cleared %v, %v; want 200 and some events cleared", a.code, a.cleared, a.err)
+	}
+	rest := len(want) - int(a.cleared)
+	if rest < 0 {
+		t.Fatalf("cleared %v of %d posted", a.cleared, len(want))
+	}
+	waitPending(t, s, rest)
+	sink.Start()
+	if rest > 0 {
+		sink.WaitFrames(t, rest, 2*time.Minute)
+	}
+	time.Sleep(time.Second)
+	waitPending(t, s, 0)
+	wantOrderedOnce(t, frameIDs(t, sink.Frames()), want[len(want)-rest:])
 }
