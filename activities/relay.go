@@ -170,7 +170,8 @@ func (s *relaySocket) connect(ctx context.Context) (*relayConn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("websocket %s: dial: %w", s.url, err)
 	}
-	c := &relayConn{ws: ws, pongs: make(chan string, 8), closed: make(chan struct{})}
+	// Room for the pongs of a whole window (sendFrames) and a few stale ones.
+	c := &relayConn{ws: ws, pongs: make(chan string, 4*shared.RelayWindow), closed: make(chan struct{})}
 	ws.SetPongHandler(func(data string) error {
 		select {
 		case c.pongs <- data:

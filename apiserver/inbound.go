@@ -12,16 +12,11 @@ import (
 	"io"
 	"net/http"
 	"strings"
-	"time"
 
 	"go.temporal.io/sdk/client"
 
 	"github.com/wagate/wagate/shared"
 )
-
-// signalTimeout bounds the SignalWithStart of one inbound event: Meta expects an answer
-// within seconds, and a slow Temporal is better answered with 503 so that Meta retries.
-const signalTimeout = 5 * time.Second
 
 // handleWebhookVerify answers Meta's subscription check, GET /webhook: the raw
 // hub.challenge when hub.mode is "subscribe" and hub.verify_token equals
@@ -42,10 +37,11 @@ func (s *Server) handleWebhookVerify(w http.ResponseWriter, r *http.Request) {
 }
 
 // webhook answers POST /webhook. It checks the signature of the raw body, stores every
-// status item (monotonically) and every message, each message once, and signals each
-// new message into the relay workflow; it answers 200 {"success":true} once all of that
-// is durable, 503 when Redis or Temporal cannot take it (Meta then retries the whole
-// delivery, whose already queued messages are recognised as repeats).
+// status item (monotonically) and every message, each message once, and appends each
+// new message to the inbound log; it answers 200 {"success":true} once Redis holds all
+// of that, 503 when Redis cannot take it (Meta then retries the whole delivery, whose
+// already queued messages are recognised as repeats). The forwarder relays the logged
+// messages to the relay workflow asynchronously, so Temporal's state plays no part.
 func (s *Server) webhook(w http.ResponseWriter, r *http.Request) error {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxWebhookBody))
 	if err != nil {
@@ -73,10 +69,8 @@ func (s *Server) webhook(w http.ResponseWriter, r *http.Request) error {
 			return shared.Wrap(shared.KindUnavailable, err, "No se pudo registrar el estado; reintente")
 		}
 	}
-	for _, ev := range events {
-		if err := s.enqueueInbound(ctx, ev); err != nil {
-			return err
-		}
+	if err := s.enqueueInbound(ctx, events...); err != nil {
+		return err
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"success": true})
 	return nil
@@ -97,38 +91,18 @@ func validSignature(secret string, body []byte, header string) bool {
 	return hmac.Equal(sig, mac.Sum(nil))
 }
 
-// enqueueInbound stores ev once and signals its ref into the relay workflow, starting
-// the workflow when needed. A repeated id is accepted and not queued again. When the
-// signal fails the id is released, so that Meta's retry gets through.
-func (s *Server) enqueueInbound(ctx context.Context, ev shared.InboundEvent) error {
-	claimed, err := s.Store.ClaimInbound(ctx, ev, shared.InboundDedupeTTL, shared.InboundEventTTL)
-	if err != nil {
-		return shared.Wrap(shared.KindUnavailable, err, "No se pudo guardar el mensaje entrante; reintente")
-	}
-	if !claimed {
+// enqueueInbound stores every event once and appends the new ones' ids to the inbound
+// log, in one Redis script; the forwarder takes them from there to the relay workflow.
+// Repeated ids are accepted and not queued again. Temporal plays no part: once Redis
+// holds the events they are durable (AOF) and are forwarded whenever Temporal answers.
+func (s *Server) enqueueInbound(ctx context.Context, evs ...shared.InboundEvent) error {
+	if len(evs) == 0 {
 		return nil
 	}
-	if err := s.signalRelay(ctx, shared.InboundRef{ID: ev.ID}); err != nil {
-		// The request's context may be what failed: release with a fresh one.
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-		defer cancel()
-		if rerr := s.Store.ReleaseInbound(rctx, ev.ID); rerr != nil {
-			s.Logger.Error("inbound id not released; Meta's retry will be taken for a repeat", "id", ev.ID, "err", rerr)
-		}
-		return shared.Wrap(shared.KindUnavailable, err, "La cola de mensajes entrantes no está disponible; reintente")
+	if _, err := s.Store.AcceptInbounds(ctx, evs, shared.InboundDedupeTTL, shared.InboundEventTTL); err != nil {
+		return shared.Wrap(shared.KindUnavailable, err, "No se pudo guardar el mensaje entrante; reintente")
 	}
 	return nil
-}
-
-func (s *Server) signalRelay(ctx context.Context, ref shared.InboundRef) error {
-	if s.Temporal == nil {
-		return errors.New("no Temporal client")
-	}
-	ctx, cancel := context.WithTimeout(ctx, signalTimeout)
-	defer cancel()
-	_, err := s.Temporal.SignalWithStartWorkflow(ctx, shared.RelayWorkflowID, shared.InboundSignal, ref,
-		relayStartOptions(), shared.RelayWorkflowName, shared.RelayState{})
-	return err
 }
 
 func relayStartOptions() client.StartWorkflowOptions {

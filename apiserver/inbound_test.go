@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -159,17 +160,32 @@ func reserialise(t *testing.T, body []byte) []byte {
 	return b
 }
 
-func TestWebhookTemporalDownAnswers503AndReleasesTheID(t *testing.T) {
+func TestWebhookTemporalDownAnswers200AndLogsTheEventOnce(t *testing.T) {
 	h, store := inboundServer(t, shared.Config{WhatsAppAppSecret: testAppSecret})
 	body := []byte(contractWebhook)
-	for i := range 2 { // Meta's retry must be taken again, not seen as a repeat
+	for i := range 2 { // Meta's retry of an acknowledged delivery is a repeat
 		rec, out := do(t, h, http.MethodPost, "/webhook", body, map[string]string{"X-Hub-Signature-256": sign(body)})
-		if rec.Code != http.StatusServiceUnavailable || out["success"] != false {
-			t.Fatalf("delivery %d: %d %v; want 503 so that Meta retries", i, rec.Code, out)
+		if rec.Code != http.StatusOK || out["success"] != true {
+			t.Fatalf("delivery %d: %d %v; want 200: Redis holds the event, Temporal is not needed", i, rec.Code, out)
 		}
-		if n := countKeys(t, store, "*inbound:seen:*"); n != 0 {
-			t.Fatalf("delivery %d: %d dedupe claims left; want the claim released", i, n)
-		}
+	}
+	ctx := context.Background()
+	if n, err := store.InboundLogLen(ctx); err != nil || n != 1 {
+		t.Fatalf("inbound log holds %d ids (%v); want the event once", n, err)
+	}
+	ids, err := store.NextForwardBatch(ctx, "t", time.Second, 10)
+	if !errors.Is(err, redisstore.ErrLeaseLost) {
+		t.Fatalf("NextForwardBatch without the lease = %v, %v; want ErrLeaseLost", ids, err)
+	}
+	if ok, err := store.AcquireForwarder(ctx, "t", time.Second); !ok || err != nil {
+		t.Fatalf("AcquireForwarder = %v, %v", ok, err)
+	}
+	ids, err = store.NextForwardBatch(ctx, "t", time.Second, 10)
+	if err != nil || len(ids) != 1 || ids[0] != "wamid.ID" {
+		t.Fatalf("logged ids = %v, %v; want [wamid.ID]", ids, err)
+	}
+	if ev, err := store.GetInboundEvent(ctx, "wamid.ID"); err != nil || ev.From != "573123456789" {
+		t.Errorf("stored event = %+v, %v; want the contract's message", ev, err)
 	}
 }
 
@@ -303,11 +319,14 @@ func TestStatusAndQueueWhenDependenciesAreDown(t *testing.T) {
 	for _, tt := range []struct{ method, path string }{
 		{http.MethodGet, "/api/queue/lengths"},
 		{http.MethodDelete, "/api/queue/clear"},
-		{http.MethodPost, "/api/queue/test"},
 	} {
 		rec, out = do(t, h, tt.method, tt.path, nil, nil)
 		if rec.Code != http.StatusServiceUnavailable || out["success"] != false || out["error"] == nil {
 			t.Errorf("%s %s with Temporal down = %d %v; want 503 with the error shape", tt.method, tt.path, rec.Code, out)
 		}
+	}
+	// The test message is queued like a webhook's: into Redis, forwarded later.
+	if rec, out = do(t, h, http.MethodPost, "/api/queue/test", nil, nil); rec.Code != http.StatusOK || out["success"] != true {
+		t.Errorf("POST /api/queue/test with Temporal down = %d %v; want 200, queued in Redis", rec.Code, out)
 	}
 }

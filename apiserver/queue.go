@@ -66,7 +66,7 @@ func (s *Server) describeRelay(ctx context.Context) (relayRun, error) {
 		return run, shared.Wrap(shared.KindInternal, err, "respuesta inválida del procesador de la cola")
 	}
 	for _, pa := range desc.GetPendingActivities() {
-		if pa.GetActivityType().GetName() == shared.RelayInboundActivity {
+		if name := pa.GetActivityType().GetName(); name == shared.RelayInboundActivity || name == shared.RelayInboundBatchActivity {
 			run.info.HeadAttempt = pa.GetAttempt()
 			run.info.LastError = pa.GetLastFailure().GetMessage()
 		}
@@ -135,6 +135,15 @@ func (s *Server) queueStatus(w http.ResponseWriter, r *http.Request) error {
 		defer cancel()
 		run, runErr = s.describeRelay(ctx)
 	})
+	var logged int64
+	wg.Go(func() {
+		ctx, cancel := context.WithTimeout(ctx, checkTimeout)
+		defer cancel()
+		var err error
+		if logged, err = s.Store.InboundLogLen(ctx); err != nil {
+			s.Logger.Warn("queue status: inbound log not answering", "err", err)
+		}
+	})
 	wg.Wait()
 	if runErr != nil {
 		s.Logger.Warn("queue status: relay not answering", "err", runErr)
@@ -148,12 +157,13 @@ func (s *Server) queueStatus(w http.ResponseWriter, r *http.Request) error {
 			"processor_thread_alive": polling,
 			"queue_healthy":          healthy,
 		},
-		"queue_lengths": map[string]any{"pending": run.info.Pending},
+		"queue_lengths": map[string]any{"pending": int64(run.info.Pending) + logged},
 	})
 	return nil
 }
 
-// queueLengths answers GET /api/queue/lengths; 0 pending when the relay never started.
+// queueLengths answers GET /api/queue/lengths: the events queued in the relay workflow
+// plus those accepted and not yet forwarded to it (the inbound log).
 func (s *Server) queueLengths(w http.ResponseWriter, r *http.Request) error {
 	ctx, cancel := context.WithTimeout(r.Context(), queryTimeout)
 	defer cancel()
@@ -161,17 +171,78 @@ func (s *Server) queueLengths(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	logged, err := s.Store.InboundLogLen(ctx)
+	if err != nil {
+		return shared.Wrap(shared.KindUnavailable, err, "Redis no está disponible")
+	}
 	writeJSON(w, http.StatusOK, map[string]any{
-		"success": true, "queue_lengths": map[string]any{"pending": run.info.Pending},
+		"success": true, "queue_lengths": map[string]any{"pending": int64(run.info.Pending) + logged},
 	})
 	return nil
 }
 
-// queueClear answers DELETE /api/queue/clear with the relay's clear update, starting the
-// relay first when it does not run (it then clears 0).
+// queueClear answers DELETE /api/queue/clear: it drops the events queued in the relay
+// workflow (its clear update, with update-with-start: 0 when no relay ran) and those
+// still in the inbound log, and answers how many it dropped in all. Forwarding is
+// paused meanwhile and the clear starts once no forward step is in flight, so that no
+// event is both in the log and in the workflow while they are counted, nor forwarded
+// after the workflow was cleared.
 func (s *Server) queueClear(w http.ResponseWriter, r *http.Request) error {
 	ctx, cancel := context.WithTimeout(r.Context(), clearTimeout)
 	defer cancel()
+	token := uuid.NewString()
+	if err := s.Store.PauseForwarding(ctx, token, clearPause); err != nil {
+		return shared.Wrap(shared.KindUnavailable, err, "No se pudo limpiar la cola: Redis no está disponible")
+	}
+	defer func() {
+		rctx, rcancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+		defer rcancel()
+		if err := s.Store.ResumeForwarding(rctx, token); err != nil {
+			s.Logger.Warn("forwarding stays paused until the pause expires", "err", err)
+		}
+	}()
+	if err := s.waitForwardIdle(ctx); err != nil {
+		return shared.Wrap(shared.KindUnavailable, err, "No se pudo limpiar la cola; reintente")
+	}
+	cleared, err := s.clearRelay(ctx)
+	if err != nil {
+		return shared.Wrap(shared.KindUnavailable, err, "No se pudo limpiar la cola: ¿hay un worker en ejecución?")
+	}
+	logged, err := s.Store.DropInboundLog(ctx)
+	if err == nil && logged < 0 {
+		// Only a forwarder whose pause expired starts a step now: the workflow then
+		// gets the step's refs, and the rest of the log is dropped on the next clear.
+		err = errors.New("a forward step started during the clear")
+	}
+	if err != nil {
+		return shared.Wrap(shared.KindUnavailable, err, "No se pudo limpiar la cola; reintente")
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"success": true, "result": map[string]any{"cleared": int64(cleared) + logged}})
+	return nil
+}
+
+// clearPause bounds how long a clear holds the forwarders back, should its API server
+// die during it.
+const clearPause = clearTimeout + 5*time.Second
+
+// waitForwardIdle waits until no forward step is in flight: a step's signal lands in
+// the workflow before the clear, and its refs are trimmed from the log.
+func (s *Server) waitForwardIdle(ctx context.Context) error {
+	for {
+		idle, err := s.Store.ForwardIdle(ctx)
+		if err != nil || idle {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(2 * time.Millisecond):
+		}
+	}
+}
+
+// clearRelay runs the relay workflow's clear update and returns how many it dropped.
+func (s *Server) clearRelay(ctx context.Context) (int, error) {
 	opts := relayStartOptions()
 	opts.WorkflowIDConflictPolicy = enums.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING
 	start := s.Temporal.NewWithStartWorkflowOperation(opts, shared.RelayWorkflowName, shared.RelayState{})
@@ -184,14 +255,13 @@ func (s *Server) queueClear(w http.ResponseWriter, r *http.Request) error {
 		},
 	})
 	if err != nil {
-		return shared.Wrap(shared.KindUnavailable, err, "No se pudo limpiar la cola: ¿hay un worker en ejecución?")
+		return 0, err
 	}
 	var cleared int
 	if err := h.Get(ctx, &cleared); err != nil {
-		return shared.Wrap(shared.KindUnavailable, err, "No se pudo limpiar la cola: ¿hay un worker en ejecución?")
+		return 0, err
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"success": true, "result": map[string]any{"cleared": cleared}})
-	return nil
+	return cleared, nil
 }
 
 // queueTest answers POST /api/queue/test: the contract's test message, wrapped in a

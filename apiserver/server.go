@@ -54,8 +54,8 @@ type Server struct {
 	keyLog    keyLogger
 }
 
-// New returns the HTTP handler of the whole API.
-func New(d Deps) http.Handler {
+// newServer fills d's defaults.
+func newServer(d Deps) *Server {
 	if d.Logger == nil {
 		d.Logger = slog.Default()
 	}
@@ -66,6 +66,12 @@ func New(d Deps) http.Handler {
 	if d.Store != nil && d.Graph != nil {
 		s.policy = sendpolicy.New(d.Store, d.Graph.PhoneNumberID(), d.Config.WhatsAppMaxMPS, sendpolicy.Options{}, d.Logger)
 	}
+	return s
+}
+
+// New returns the HTTP handler of the whole API.
+func New(d Deps) http.Handler {
+	s := newServer(d)
 	r := chi.NewRouter()
 	r.Use(middleware.Recoverer)
 	r.NotFound(s.handle(func(http.ResponseWriter, *http.Request) error {

@@ -238,9 +238,12 @@ func NewStack(t *testing.T, o StackOptions) *Stack {
 	}
 
 	// API server, stopped first.
-	s.api.Config.Handler = apiserver.New(apiserver.Deps{
+	deps := apiserver.Deps{
 		Config: cfg, Temporal: s.Temporal, Graph: s.graph, Store: s.Store, Logger: logger.With("component", "api"),
-	})
+	}
+	stopForwarder := apiserver.StartForwarder(deps) // stopped after the API server
+	s.addStop(func() { _ = stopForwarder(context.Background()) })
+	s.api.Config.Handler = apiserver.New(deps)
 	s.api.Start()
 	apiStarted = true
 	s.addStop(s.api.Close)

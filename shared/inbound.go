@@ -16,7 +16,50 @@ const (
 	LoadInboundSpillActivity = "LoadInboundSpill"
 	// DropInboundSpillActivity deletes a spilled run once it is back in the workflow.
 	DropInboundSpillActivity = "DropInboundSpill"
+	// RelayInboundBatchActivity writes the head run of the queue to WEBSOCKET_URL, in
+	// order, and reports how far it got.
+	RelayInboundBatchActivity = "RelayInboundBatch"
 )
+
+// InboundBatchSignal carries an InboundBatch into the relay workflow: the refs of every
+// webhook the API server accepted while its previous signal was in flight, in order.
+const InboundBatchSignal = "inbound-batch"
+
+// InboundBatch is the payload of InboundBatchSignal: refs only, a few dozen bytes each.
+type InboundBatch struct {
+	Refs []InboundRef `json:"refs"`
+}
+
+// Relay batching.
+const (
+	// MaxRelayBatch bounds the refs the relay workflow hands one RelayInboundBatch
+	// activity (about 40 KB of input in the history).
+	MaxRelayBatch = 500
+	// MaxRelayBatchBytes bounds the frame bytes one RelayInboundBatch attempt writes
+	// before it reports back, so that one attempt never holds much memory.
+	MaxRelayBatchBytes = 4 << 20
+	// RelayWindow is how many frames the relay writes, each followed by its ping, before
+	// it waits for their pongs. Those frames are the only ones that can be written twice
+	// when the connection fails or the worker dies; a confirmed frame never is.
+	RelayWindow = 32
+)
+
+// RelayBatchInput is the head run of the relay's queue, in order.
+type RelayBatchInput struct {
+	Refs []InboundRef `json:"refs"`
+}
+
+// RelayBatchResult reports how far a RelayInboundBatch activity got: the first Done
+// refs of its input are finished, Relayed of them confirmed by the consumer and Dropped
+// of them dropped because their stored event is gone or invalid. Failure tells why it
+// stopped before the end of its input ("" when it reached the end, or stopped at its
+// time or byte budget); the rest of the input is then retried 5 s later.
+type RelayBatchResult struct {
+	Done    int    `json:"done"`
+	Relayed int    `json:"relayed"`
+	Dropped int    `json:"dropped"`
+	Failure string `json:"failure,omitempty"`
+}
 
 // ErrTypeInboundMissing is the ApplicationError type of an inbound event (or a spilled
 // run of refs) that is no longer in Redis: retrying cannot help, so the relay drops it.
@@ -51,6 +94,14 @@ type InboundEvent struct {
 	ID    string          `json:"id"`
 	From  string          `json:"from"`
 	Event json.RawMessage `json:"event"`
+}
+
+// RelayProgress is what a RelayInboundBatch attempt records in Redis as frames are
+// confirmed, so that an attempt retried after its worker died resumes after them.
+type RelayProgress struct {
+	// ActivityID names the activity (unique within its workflow run) the progress is of.
+	ActivityID string `json:"activity_id"`
+	RelayBatchResult
 }
 
 // SpillSegment is a run of queued refs stored in Redis under Key, in queue order.

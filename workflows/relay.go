@@ -61,9 +61,13 @@ var (
 
 // InboundRelay is the one long-running workflow (ID shared.RelayWorkflowID) that relays
 // inbound WhatsApp events to WEBSOCKET_URL strictly in arrival order. Each
-// shared.InboundSignal carries a shared.InboundRef; repeated ids are dropped. One event
-// at a time, the head, is relayed by the RelayInbound activity, retried every 5 s until
-// it succeeds; nothing behind it moves meanwhile. shared.PendingQuery answers a
+// shared.InboundBatchSignal carries the refs of a group of webhooks (shared.InboundSignal,
+// one ref, is what API servers before batching send); repeated ids are dropped. One batch
+// at a time, the head run of the queue, is relayed by the RelayInboundBatch activity
+// (relay_batch.go), which reports exactly how far it got; the first unconfirmed event is
+// retried every 5 s until it succeeds, and nothing behind it moves meanwhile. Runs
+// started before batching (workflow.GetVersion) relay one event per RelayInbound
+// activity. shared.PendingQuery answers a
 // shared.QueueInfo; the shared.ClearUpdate update drops every queued event, cancels the
 // head and returns how many were dropped. The run continues as new between events when
 // the server suggests it (or after relayMaxSignalsPerRun signals), carrying the queue
@@ -75,22 +79,32 @@ func InboundRelay(ctx workflow.Context, state shared.RelayState) error {
 	if err := workflow.SetQueryHandler(ctx, shared.PendingQuery, r.info); err != nil {
 		return err
 	}
-	if err := workflow.SetUpdateHandler(ctx, shared.ClearUpdate, func(workflow.Context) (int, error) {
+	// Runs started before batching keep relaying one event per activity to their end;
+	// the next run (after continue-as-new) takes the batched path.
+	r.batched = workflow.GetVersion(ctx, relayBatchChange, workflow.DefaultVersion, relayBatchVersion) >= relayBatchVersion
+	if err := workflow.SetUpdateHandler(ctx, shared.ClearUpdate, func(ctx workflow.Context) (int, error) {
+		if r.batched {
+			return r.clearBatched(ctx)
+		}
 		return r.clear(), nil
 	}); err != nil {
 		return err
 	}
-	ch := workflow.GetSignalChannel(ctx, shared.InboundSignal)
+	r.ch = workflow.GetSignalChannel(ctx, shared.InboundSignal)
+	r.bch = workflow.GetSignalChannel(ctx, shared.InboundBatchSignal)
 	// The pump waits for buffered signals and takes them with ReceiveAsync, never with a
 	// blocking Receive: a blocked Receive is handed the value when the signal is applied,
 	// before the pump runs, so a run that continued as new in that same workflow task
 	// would carry a state without it. Signals left in the channel are drained instead.
 	workflow.Go(ctx, func(ctx workflow.Context) {
-		for workflow.Await(ctx, func() bool { return ch.Len() > 0 }) == nil {
-			r.drain(ch)
+		for workflow.Await(ctx, func() bool { return r.ch.Len() > 0 || r.bch.Len() > 0 }) == nil {
+			r.drain()
 		}
 	})
-	return r.run(ctx, ch)
+	if r.batched {
+		return r.runBatched(ctx)
+	}
+	return r.run(ctx)
 }
 
 // relay is the state of one run. Only one coroutine runs at a time, so its fields need
@@ -102,6 +116,14 @@ type relay struct {
 	gen        int             // incremented by every clear
 	head       string          // id of the event in flight
 	cancelHead workflow.CancelFunc
+
+	ch, bch workflow.ReceiveChannel // InboundSignal and InboundBatchSignal
+
+	// The batched path (relay_batch.go).
+	batched     bool
+	flight      []shared.InboundRef // the batch in flight, taken out of Queue
+	flightSeq   int                 // incremented when a batch ends
+	undelivered int                 // refs of cleared batches not relayed, for clear to count
 }
 
 func newRelay(st shared.RelayState) *relay {
@@ -113,7 +135,7 @@ func newRelay(st shared.RelayState) *relay {
 }
 
 func (r *relay) pending() int {
-	n := len(r.st.Queue) + len(r.st.Tail)
+	n := len(r.flight) + len(r.st.Queue) + len(r.st.Tail)
 	for _, s := range r.st.Spilled {
 		n += s.Count
 	}
@@ -127,6 +149,11 @@ func (r *relay) info() (shared.QueueInfo, error) {
 // enqueue appends ref to the logical queue unless its id was seen recently.
 func (r *relay) enqueue(ref shared.InboundRef) {
 	r.signals++
+	r.add(ref)
+}
+
+// add appends ref to the logical queue unless its id was seen recently.
+func (r *relay) add(ref shared.InboundRef) {
 	if ref.ID == "" || r.seen[ref.ID] {
 		return
 	}
@@ -154,11 +181,22 @@ func (r *relay) clear() int {
 	return n
 }
 
-func (r *relay) drain(ch workflow.ReceiveChannel) {
+// drain takes every buffered signal. Signals of both kinds are applied in the order
+// they are read; the two kinds come from API servers before and after an upgrade,
+// that is from concurrent webhooks, which have no order between them.
+func (r *relay) drain() {
 	var ref shared.InboundRef
-	for ch.ReceiveAsync(&ref) {
+	for r.ch.ReceiveAsync(&ref) {
 		r.enqueue(ref)
 		ref = shared.InboundRef{}
+	}
+	var b shared.InboundBatch
+	for r.bch.ReceiveAsync(&b) {
+		r.signals++
+		for _, ref := range b.Refs {
+			r.add(ref)
+		}
+		b = shared.InboundBatch{}
 	}
 }
 
@@ -166,13 +204,13 @@ func (r *relay) shouldContinue(ctx workflow.Context) bool {
 	return r.signals >= relayMaxSignalsPerRun || workflow.GetInfo(ctx).GetContinueAsNewSuggested()
 }
 
-func (r *relay) run(ctx workflow.Context, ch workflow.ReceiveChannel) error {
+func (r *relay) run(ctx workflow.Context) error {
 	for {
 		if err := workflow.Await(ctx, func() bool { return r.pending() > 0 || r.shouldContinue(ctx) }); err != nil {
 			return err
 		}
 		if r.shouldContinue(ctx) {
-			return r.continueAsNew(ctx, ch)
+			return r.continueAsNew(ctx)
 		}
 		if len(r.st.Queue) == 0 {
 			if err := r.refill(ctx); err != nil {
@@ -185,7 +223,7 @@ func (r *relay) run(ctx workflow.Context, ch workflow.ReceiveChannel) error {
 			return err
 		}
 		if preempted {
-			return r.continueAsNew(ctx, ch)
+			return r.continueAsNew(ctx)
 		}
 	}
 }
@@ -275,9 +313,9 @@ func (r *relay) refill(ctx workflow.Context) error {
 // continueAsNew hands the queue to a new run, only between events: buffered signals are
 // drained, handlers finish, overflowing refs are spilled, and nothing blocks between
 // the last drain and the continue-as-new.
-func (r *relay) continueAsNew(ctx workflow.Context, ch workflow.ReceiveChannel) error {
+func (r *relay) continueAsNew(ctx workflow.Context) error {
 	for {
-		r.drain(ch)
+		r.drain()
 		if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
 			return err
 		}
@@ -289,7 +327,7 @@ func (r *relay) continueAsNew(ctx workflow.Context, ch workflow.ReceiveChannel) 
 			break
 		}
 	}
-	r.drain(ch)
+	r.drain()
 	return workflow.NewContinueAsNewError(ctx, InboundRelay, r.st)
 }
 

@@ -1,6 +1,7 @@
 // Command apiserver is wagate's production HTTP API on HTTP_ADDR: it validates requests
 // and starts, queries, signals and updates workflows on the cluster at TEMPORAL_ADDRESS
-// (the worker binary runs them). Configuration comes from the environment (see
+// (the worker binary runs them), and forwards the inbound log of accepted webhooks to the
+// relay workflow (one replica at a time, by a Redis lease). Configuration comes from the environment (see
 // README.md); logs are JSON on stderr. SIGINT or SIGTERM stop accepting connections,
 // let in-flight requests finish, then close the clients.
 //
@@ -68,8 +69,10 @@ func run(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", cfg.HTTPAddr, err)
 	}
-	h := apiserver.New(apiserver.Deps{Config: cfg, Temporal: c, Graph: app.Graph(cfg), Store: store, Logger: logger})
-	stopHTTP, failed := app.ServeHTTP(ln, h)
+	deps := apiserver.Deps{Config: cfg, Temporal: c, Graph: app.Graph(cfg), Store: store, Logger: logger}
+	// Every replica runs a forwarder of the inbound log; a Redis lease keeps one active.
+	g.Add("inbound forwarder", apiserver.StartForwarder(deps), nil)
+	stopHTTP, failed := app.ServeHTTP(ln, apiserver.New(deps))
 	g.Add("http", stopHTTP, failed)
 
 	prints := make([]string, 0, len(cfg.Keys()))

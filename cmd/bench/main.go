@@ -65,6 +65,7 @@ type options struct {
 	faults    bool   // also measure the rows of faults.go
 	template  bool   // also measure the template campaign row (template.go)
 	only      string // "faults": only those rows
+	inbound   bool   // also compare the inbound relay with a plain Redis-list relay (inbound.go)
 }
 
 func main() {
@@ -89,8 +90,9 @@ func run(ctx context.Context) error {
 	flag.BoolVar(&o.faults, "faults", true, "also measure the fault rows: fault mix, incident mid-task, real limit below WHATSAPP_MAX_MPS")
 	flag.BoolVar(&o.template, "template", true, "also measure a template campaign (send-bulk-template, checked against the registry) against a plain pool")
 	flag.StringVar(&o.only, "only", "", `"faults": measure only the fault rows and rewrite only their section of -out`)
+	flag.BoolVar(&o.inbound, "inbound", true, "also compare the inbound relay with a plain Redis-list relay (inbound.go)")
 	flag.Parse()
-	for _, w := range strings.Split(workers, ",") {
+	for _, w := range strings.FieldsFunc(workers, func(r rune) bool { return r == ',' }) {
 		v, err := strconv.Atoi(strings.TrimSpace(w))
 		if err != nil || v < 1 {
 			return fmt.Errorf("bad -workers value %q", w)
@@ -155,6 +157,11 @@ func run(ctx context.Context) error {
 			return err
 		}
 		report = spliceSection(report, md)
+	}
+	if o.inbound {
+		if report, err = b.appendInbound(ctx, report); err != nil {
+			return err
+		}
 	}
 	if o.out != "" {
 		if err := os.MkdirAll(filepath.Dir(o.out), 0o755); err != nil {

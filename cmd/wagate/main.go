@@ -148,8 +148,9 @@ func run(ctx context.Context, release func(), out io.Writer) (err error) {
 		logger.Warn("inbound relay not started; the first webhook starts it", "err", err)
 	}
 
-	h := apiserver.New(apiserver.Deps{Config: cfg, Temporal: c, Graph: graph, Store: store, Logger: logger})
-	stopHTTP, httpFailed := app.ServeHTTP(apiLn, h)
+	deps := apiserver.Deps{Config: cfg, Temporal: c, Graph: graph, Store: store, Logger: logger}
+	g.Add("inbound forwarder", apiserver.StartForwarder(deps), nil)
+	stopHTTP, httpFailed := app.ServeHTTP(apiLn, apiserver.New(deps))
 	served = true
 	g.Add("http", stopHTTP, httpFailed)
 

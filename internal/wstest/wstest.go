@@ -23,10 +23,12 @@ type Consumer struct {
 	addr string
 	srv  *httptest.Server
 
-	mu       sync.Mutex
-	frames   []string
-	accepted int                      // connections upgraded
-	conns    map[*websocket.Conn]bool // open connections
+	mu        sync.Mutex
+	frames    []string
+	dropAfter int // > 0: close the connection after reading this many more frames
+	delay     time.Duration
+	accepted  int                      // connections upgraded
+	conns     map[*websocket.Conn]bool // open connections
 }
 
 // New starts a Consumer on a free loopback port; it is stopped in t.Cleanup.
@@ -82,7 +84,21 @@ func (c *Consumer) Start() {
 			if typ == websocket.TextMessage {
 				c.mu.Lock()
 				c.frames = append(c.frames, string(msg))
+				drop := false
+				if c.dropAfter > 0 {
+					c.dropAfter--
+					drop = c.dropAfter == 0
+				}
+				delay := c.delay
 				c.mu.Unlock()
+				if drop {
+					// Gone without a close frame and without answering the ping after
+					// this frame, as a consumer that crashes.
+					return
+				}
+				if delay > 0 {
+					time.Sleep(delay)
+				}
 			}
 		}
 	}))
@@ -103,6 +119,21 @@ func (c *Consumer) Stop() {
 	c.srv.CloseClientConnections()
 	c.srv.Close()
 	c.srv = nil
+}
+
+// DropAfter makes the consumer close its connection abruptly right after it has read n
+// more frames, before it answers the ping that follows the last one.
+func (c *Consumer) DropAfter(n int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.dropAfter = n
+}
+
+// SetDelay makes the consumer pause d after reading each frame, as a slow consumer.
+func (c *Consumer) SetDelay(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.delay = d
 }
 
 // Frames returns the text frames received so far, in order.
