@@ -628,7 +628,7 @@ func (c *check) runTask(ctx context.Context) error {
 			victim, running := c.busyWorker(ctx, taskID)
 			victim.kill()
 			killedName, killedRunning = victim.name, running
-			c.logf("SIGKILL %s (running %d SendChunk attempt(s) of the task) at %d/%d sent", victim.name, running, st.Result.Sent, n)
+			c.logf("SIGKILL %s (running %d send activity attempt(s) of the task) at %d/%d sent", victim.name, running, st.Result.Sent, n)
 			// compose restarts a dead worker (restart: unless-stopped); so does the check,
 			// after the other worker has had time to take over.
 			go func() {
@@ -705,7 +705,7 @@ func (c *check) runTask(ctx context.Context) error {
 	if killedRunning == 0 {
 		fail("the killed worker ran none of the task's activities: the kill proved nothing")
 	}
-	c.say("faults: SIGKILL %s while it ran %d SendChunk attempt(s) of the task, at %d/%d sent (restarted 5 s later); PostgreSQL stopped -m %s at %d/%d sent, back after %v; %d task-status polls failed meanwhile",
+	c.say("faults: SIGKILL %s while it ran %d send activity attempt(s) of the task, at %d/%d sent (restarted 5 s later); PostgreSQL stopped -m %s at %d/%d sent, back after %v; %d task-status polls failed meanwhile",
 		killedName, killedRunning, killedAt, n, c.o.restartMode, restartedAt, n, restartTook.Round(time.Millisecond), pollErrors)
 
 	// Every recipient got its message from the sandbox's point of view (Meta's), and
