@@ -11,7 +11,7 @@ import (
 	"github.com/wagate/wagate/shared"
 )
 
-func TestClaimInboundsClaimsEachIDOnceInOneCall(t *testing.T) {
+func TestAcceptInboundsClaimsEachIDOnceInOneCall(t *testing.T) {
 	ctx := context.Background()
 	s := newCacheTestStore(t)
 	ev := func(id string) shared.InboundEvent {
@@ -21,12 +21,12 @@ func TestClaimInboundsClaimsEachIDOnceInOneCall(t *testing.T) {
 		t.Fatalf("ClaimInbound(old) = %v, %v", ok, err)
 	}
 	// A webhook with a new id, an id already claimed, the same new id twice, another.
-	got, err := s.ClaimInbounds(ctx, []shared.InboundEvent{ev("a"), ev("old"), ev("a"), ev("b")}, time.Hour, time.Hour)
+	got, err := s.AcceptInbounds(ctx, []shared.InboundEvent{ev("a"), ev("old"), ev("a"), ev("b")}, time.Hour, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if want := []bool{true, false, false, true}; !slices.Equal(got, want) {
-		t.Errorf("ClaimInbounds = %v; want %v", got, want)
+		t.Errorf("AcceptInbounds = %v; want %v", got, want)
 	}
 	stored, err := s.GetInboundEvents(ctx, []string{"b", "gone", "a"})
 	if err != nil {
