@@ -105,13 +105,28 @@ func TestBulkContinuesAsNewOnARealServer(t *testing.T) {
 	if got := s.Sandbox.Stats().Accepted; got != int64(n) {
 		t.Errorf("sandbox accepted %d, want %d", got, n)
 	}
-	runs := 0
-	resp, err := s.Temporal.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
-		Namespace: s.Config.TemporalNamespace, Query: "WorkflowId = '" + id + "'",
-	})
-	if err != nil {
-		t.Fatal(err)
+	// task-status says SUCCESS as soon as the last run has its result, before that run
+	// has stored its summary and closed; and visibility records a close a moment later.
+	if err := s.Temporal.GetWorkflow(ctx, id, "").Get(ctx, nil); err != nil {
+		t.Fatalf("the task's last run: %v", err)
 	}
+	var resp *workflowservice.ListWorkflowExecutionsResponse
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		resp, err = s.Temporal.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
+			Namespace: s.Config.TemporalNamespace, Query: "WorkflowId = '" + id + "'",
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		closed := true
+		for _, e := range resp.Executions {
+			closed = closed && e.GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING
+		}
+		if closed || time.Now().After(deadline) {
+			break
+		}
+	}
+	runs := 0
 	for _, e := range resp.Executions {
 		runs++
 		if e.GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_CONTINUED_AS_NEW && e.GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED {
