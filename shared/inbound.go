@@ -2,6 +2,7 @@ package shared
 
 import (
 	"encoding/json"
+	"errors"
 	"time"
 )
 
@@ -166,4 +167,27 @@ type DeliveryStatus struct {
 	BizOpaqueCallbackData string          `json:"biz_opaque_callback_data,omitempty"`
 	// Seen maps every status received, even out of order, to its timestamp.
 	Seen map[string]string `json:"seen,omitempty"`
+}
+
+// RelayedMessageID returns the message id of a frame the relay wrote to the WebSocket:
+// Meta's webhook envelope narrowed to exactly one message (docs/inbound.md).
+func RelayedMessageID(frame []byte) (string, error) {
+	var f struct {
+		Entry []struct {
+			Changes []struct {
+				Value struct {
+					Messages []struct {
+						ID string `json:"id"`
+					} `json:"messages"`
+				} `json:"value"`
+			} `json:"changes"`
+		} `json:"entry"`
+	}
+	if err := json.Unmarshal(frame, &f); err != nil {
+		return "", err
+	}
+	if len(f.Entry) != 1 || len(f.Entry[0].Changes) != 1 || len(f.Entry[0].Changes[0].Value.Messages) != 1 {
+		return "", errors.New("not one message")
+	}
+	return f.Entry[0].Changes[0].Value.Messages[0].ID, nil
 }

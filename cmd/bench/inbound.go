@@ -725,24 +725,13 @@ func (c *benchConsumer) start() {
 // frameID reads the message id of a frame: a narrowed webhook (wagate) or the message
 // itself (the plain relay).
 func frameID(msg []byte) string {
+	if id, err := shared.RelayedMessageID(msg); err == nil {
+		return id
+	}
 	var f struct {
-		ID    string `json:"id"`
-		Entry []struct {
-			Changes []struct {
-				Value struct {
-					Messages []struct {
-						ID string `json:"id"`
-					} `json:"messages"`
-				} `json:"value"`
-			} `json:"changes"`
-		} `json:"entry"`
+		ID string `json:"id"`
 	}
-	if json.Unmarshal(msg, &f) != nil {
-		return ""
-	}
-	if len(f.Entry) > 0 && len(f.Entry[0].Changes) > 0 && len(f.Entry[0].Changes[0].Value.Messages) > 0 {
-		return f.Entry[0].Changes[0].Value.Messages[0].ID
-	}
+	_ = json.Unmarshal(msg, &f)
 	return f.ID
 }
 

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"encoding/json"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -10,6 +8,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/wagate/wagate/shared"
 )
 
 // consumer is the downstream WebSocket (WEBSOCKET_URL) the relay delivers to: it
@@ -59,28 +59,8 @@ func startConsumer() (*consumer, error) {
 	return c, nil
 }
 
-// frameID returns the message id of a relayed frame: Meta's webhook envelope narrowed
-// to one message (docs/inbound.md).
-func frameID(frame []byte) (string, error) {
-	var f struct {
-		Entry []struct {
-			Changes []struct {
-				Value struct {
-					Messages []struct {
-						ID string `json:"id"`
-					} `json:"messages"`
-				} `json:"value"`
-			} `json:"changes"`
-		} `json:"entry"`
-	}
-	if err := json.Unmarshal(frame, &f); err != nil {
-		return "", err
-	}
-	if len(f.Entry) != 1 || len(f.Entry[0].Changes) != 1 || len(f.Entry[0].Changes[0].Value.Messages) != 1 {
-		return "", errors.New("not one message")
-	}
-	return f.Entry[0].Changes[0].Value.Messages[0].ID, nil
-}
+// frameID returns the message id of a relayed frame.
+func frameID(frame []byte) (string, error) { return shared.RelayedMessageID(frame) }
 
 // received returns the ids received so far and the malformed frames.
 func (c *consumer) received() (ids, bad []string) {
