@@ -16,10 +16,18 @@ import (
 )
 
 // Bounds of one SendRange activity: it returns to the workflow when its frontier has
-// moved by a chunk (so the memo and the carried counters move), after rangeMaxTime
-// (so a task that cannot send still reports and its history stays bounded), or when
-// what the task waits on changes.
+// moved by a chunk and it has run for at least the Activities' RangeMinTime
+// (DefaultRangeMinTime), so that the memo and the carried counters move every few
+// seconds; after rangeMaxTime, so that a task that cannot send still reports and its
+// history stays bounded; or when what the task waits on changes. Every return costs a
+// hand-over (the sends in flight finish before the next activity starts its own), which
+// is why a fast task does not return at every chunk: task-status reads the live
+// counters of the ledger, only the Web UI's memo waits for the return.
 const rangeMaxTime = time.Minute
+
+// DefaultRangeMinTime is how long a SendRange runs at least before a moved frontier
+// makes it return.
+const DefaultRangeMinTime = 10 * time.Second
 
 // The template gate's probe spacing: after Meta answers 132015 or 132016 for the
 // task's template, one probe goes after templateProbeFirst, then at doubling spacings up
@@ -65,6 +73,7 @@ type dispatch struct {
 
 	// Return bounds; all zero (SendChunk) means run until every recipient is final.
 	advance int           // return when the frontier moved this far
+	minTime time.Duration // and at least this long has passed
 	maxTime time.Duration // return after this long
 	waiting *string       // return when what the task waits on differs from this
 	// graceful: when the worker stops, return what was reached instead of failing.
@@ -237,7 +246,7 @@ func (d *dispatch) run(ctx context.Context) (int, error) {
 		if frontier == d.end || (stopping && inflight == 0) {
 			break
 		}
-		if !stopping && d.advance > 0 && frontier-d.start >= d.advance {
+		if !stopping && d.advance > 0 && frontier-d.start >= d.advance && time.Since(began) >= d.minTime {
 			stop(nil)
 			continue
 		}
@@ -350,29 +359,23 @@ func (d *dispatch) run(ctx context.Context) (int, error) {
 // Graph API call, report, and then the recipient's final outcome or its backoff, both
 // written to the ledger.
 func (d *dispatch) attempt(sendCtx, acquireCtx context.Context, it item) outcome {
-	pm, err := d.pol.Acquire(acquireCtx)
-	if err != nil {
+	// The claim rides with the admission: one round trip before the Graph API call.
+	pm, claim, err := d.pol.AcquireHolding(acquireCtx, redisstore.HoldRequest{TaskID: d.taskID, Index: it.index,
+		Entry: redisstore.LedgerEntry{
+			State: redisstore.LedgerClaimed, Attempt: d.owner,
+			Charged: it.att.Charged, Paired: it.att.Paired, Throttled: it.att.Throttled,
+		}})
+	switch {
+	case err != nil:
 		if acquireCtx.Err() != nil {
+			// Given back before its send; a claim already written only says that it may
+			// have been sent, and the next activity takes it over.
 			return outcome{it: it, unsent: true}
 		}
 		return outcome{it: it, err: fmt.Errorf("send admission of recipient %d: %w", it.index, err)}
-	}
-	claim, err := d.a.Store.Hold(sendCtx, d.taskID, it.index, redisstore.LedgerEntry{
-		State: redisstore.LedgerClaimed, Attempt: d.owner,
-		Charged: it.att.Charged, Paired: it.att.Paired, Throttled: it.att.Throttled,
-	})
-	switch {
-	case err != nil:
-		pm.Abandon()
-		if sendCtx.Err() != nil {
-			return outcome{it: it, aborted: true}
-		}
-		return outcome{it: it, err: fmt.Errorf("claim recipient %d: %w", it.index, err)}
 	case claim == redisstore.ClaimDone:
-		pm.Abandon()
 		return outcome{it: it, final: true}
 	case claim == redisstore.ClaimLost:
-		pm.Abandon()
 		return outcome{it: it, err: errSuperseded}
 	}
 	res, serr := d.a.Graph.Send(sendCtx, it.msg, fmt.Sprintf("%s:%d", d.taskID, it.index))
@@ -493,7 +496,8 @@ func (a *Activities) SendRange(ctx context.Context, in shared.RangeInput) (share
 	d := &dispatch{
 		a: a, pol: a.SendPolicy, taskID: in.TaskID, owner: owner(in.Seq, activity.GetInfo(ctx).Attempt),
 		workers: in.MaxWorkers, start: in.Offset, end: in.End, media: mediaIDs(in.Media),
-		advance: shared.ChunkSize(in.MaxWorkers), maxTime: rangeMaxTime, waiting: &waiting, graceful: true,
+		advance: shared.ChunkSize(in.MaxWorkers), minTime: a.rangeMinTime(), maxTime: rangeMaxTime,
+		waiting: &waiting, graceful: true,
 		phones: map[int]string{},
 	}
 	if in.Waiting == shared.WaitTemplatePaused {

@@ -140,12 +140,52 @@ func (p *Policy) TryAcquire(ctx context.Context) (*Permit, error) {
 	return p.acquire(ctx, false)
 }
 
+// AcquireHolding is Acquire for a bulk recipient: the ledger Hold h is made in the
+// same Redis round trip as the first admission (see redisstore.Breaker.AdmitHolding).
+// When the hold is not granted (the recipient is final, or a newer attempt holds it) it
+// returns no permit and the hold's result; otherwise the permit, once admitted, and
+// redisstore.ClaimGo.
+func (p *Policy) AcquireHolding(ctx context.Context, h redisstore.HoldRequest) (*Permit, redisstore.ClaimResult, error) {
+	var claim redisstore.ClaimResult
+	first := func(ctx context.Context) (redisstore.Admission, error) {
+		a, c, err := p.b.AdmitHolding(ctx, h)
+		claim = c
+		if err == nil && c != redisstore.ClaimGo && (a.Verdict == redisstore.AdmitSend || a.Verdict == redisstore.AdmitProbe) {
+			// Not this caller's recipient to send: give the probe lease back, if any.
+			(&Permit{p: p, token: a.Token}).Abandon()
+		}
+		return a, err
+	}
+	pm, err := p.acquireWith(ctx, true, first, func() bool { return claim == redisstore.ClaimGo })
+	if err != nil || claim != redisstore.ClaimGo {
+		return nil, claim, err
+	}
+	return pm, claim, nil
+}
+
 func (p *Policy) acquire(ctx context.Context, wait bool) (*Permit, error) {
+	return p.acquireWith(ctx, wait, nil, nil)
+}
+
+// acquireWith is acquire whose first admission is made by first (nil: Admit); after it,
+// proceed (nil: always) says whether to go on at all.
+func (p *Policy) acquireWith(ctx context.Context, wait bool, first func(context.Context) (redisstore.Admission, error),
+	proceed func() bool) (*Permit, error) {
 	for {
 		cuts := p.cuts.Load()
-		a, err := p.b.Admit(ctx)
+		admit := p.b.Admit
+		if first != nil {
+			admit, first = first, nil
+		}
+		a, err := admit(ctx)
 		if err != nil {
 			return nil, err
+		}
+		if proceed != nil {
+			if !proceed() {
+				return nil, nil
+			}
+			proceed = nil
 		}
 		switch a.Verdict {
 		case redisstore.AdmitSend, redisstore.AdmitProbe:
@@ -273,12 +313,14 @@ func (p *Policy) countAccepted() {
 	}
 }
 
-// acceptedLastSecond is how many sends Meta accepted in the last whole second.
-func (p *Policy) acceptedLastSecond() int {
+// acceptedInASecond is how many sends Meta accepted in the last whole second, or in
+// this second so far when that is more (the first second of sending): a number Meta's
+// limit is at least.
+func (p *Policy) acceptedInASecond() int {
 	now := time.Now().Unix()
 	switch p.accepted[0].Load() {
 	case now:
-		return int(p.accepted[2].Load())
+		return int(max(p.accepted[1].Load(), p.accepted[2].Load()))
 	case now - 1:
 		return int(p.accepted[1].Load())
 	}
@@ -286,7 +328,7 @@ func (p *Policy) acceptedLastSecond() int {
 }
 
 func (p *Policy) throttled(ctx context.Context) {
-	cut, rate, err := p.b.Governor().Throttled(ctx, p.acceptedLastSecond())
+	cut, rate, err := p.b.Governor().Throttled(ctx, p.acceptedInASecond())
 	if err != nil {
 		p.log.Warn("send policy: lowering the send rate failed", "error", err)
 		return
