@@ -25,6 +25,10 @@ import (
 // counters of the ledger, only the Web UI's memo waits for the return.
 const rangeMaxTime = time.Minute
 
+// softStopMax bounds how long a returning SendRange waits for the recipients that hold
+// a governor slot to go out in it before it gives them back.
+const softStopMax = 2 * time.Second
+
 // DefaultRangeMinTime is how long a SendRange runs at least before a moved frontier
 // makes it return.
 const DefaultRangeMinTime = 10 * time.Second
@@ -208,16 +212,27 @@ func (d *dispatch) run(ctx context.Context) (int, error) {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	workerStop := activity.GetWorkerStopChannel(ctx)
-	stop := func(err error) {
+	// A stop ends the dispatch of new recipients. A hard one also gives back the
+	// recipients still waiting for their admission; a soft one (the run returns because
+	// its frontier moved or its time is up) lets them go in the governor slots they
+	// already hold, so that a rate-limited number loses no slots at a hand-over, unless
+	// what the task waits on changes or they take longer than softStopMax.
+	var gaveBack bool
+	var stoppedAt time.Time
+	halt := func(err error, soft bool) {
 		if failure == nil {
 			failure = err
 		}
 		if !stopping {
-			stopping = true
-			giveBack()
+			stopping, stoppedAt = true, time.Now()
 			stopLoad()
 		}
+		if !soft && !gaveBack {
+			gaveBack = true
+			giveBack()
+		}
 	}
+	stop := func(err error) { halt(err, false) }
 
 	for {
 		now := time.Now()
@@ -247,11 +262,11 @@ func (d *dispatch) run(ctx context.Context) (int, error) {
 			break
 		}
 		if !stopping && d.advance > 0 && frontier-d.start >= d.advance && time.Since(began) >= d.minTime {
-			stop(nil)
+			halt(nil, true)
 			continue
 		}
 		if !stopping && d.maxTime > 0 && time.Since(began) >= d.maxTime {
-			stop(nil)
+			halt(nil, true)
 			continue
 		}
 
@@ -331,12 +346,15 @@ func (d *dispatch) run(ctx context.Context) (int, error) {
 		case <-timerC:
 		case <-heartbeat.C:
 			activity.RecordHeartbeat(ctx, frontier)
-			if d.waiting != nil && !stopping {
+			if d.waiting != nil && !gaveBack {
 				kind, since := d.waitingNow()
 				if kind != *d.waiting && time.Since(began) >= time.Second {
 					d.waitKind, d.waitSince = kind, since
 					stop(nil)
 				}
+			}
+			if stopping && !gaveBack && time.Since(stoppedAt) >= softStopMax {
+				stop(nil)
 			}
 		case <-workerStop:
 			workerStop = nil

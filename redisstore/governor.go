@@ -158,14 +158,14 @@ return tat - now
 `)
 
 // governorCut lowers the rate after a 130429: KEYS = {slot, rate}, ARGV = {ceiling,
-// factor, window µs, floor, accepted, hold µs}. At most once per window it remembers the refused rate
-// (the rate, or what was really sent in the last second when that is less: under a
-// ceiling far above Meta's limit, cutting the ceiling would take many windows to matter)
-// and multiplies it by factor, but not below 98% of what Meta accepted in the last
-// whole second (ARGV[5], counted by the reporting process), which Meta's limit is at
-// least: the cut that finds the limit is deep, the ones that keep the rate at it are
-// shallow. Any 130429 restarts the clean second. It returns
-// {1 when it cut, rate m-mps}.
+// factor, window µs, floor, accepted, hold µs}. At most once per window it remembers the
+// refused rate (the rate, or what was really sent in the last second when that is less:
+// under a ceiling far above Meta's limit, cutting the ceiling would take many windows to
+// matter; but never less than what Meta accepted in the second before the refusal, as
+// the reporting process counted it, which Meta's limit is at least) and multiplies it by
+// factor, but not below 98% of that accepted count: the cut that finds the limit is
+// deep, the ones that keep the rate at it are shallow. Any 130429 restarts the clean
+// second. It returns {1 when it cut, rate m-mps}.
 var governorCut = redis.NewScript(governorLua + `
 local now = redis_now()
 local ceiling = tonumber(ARGV[1])
@@ -185,7 +185,7 @@ if now - cut >= tonumber(ARGV[3]) then
   end
   -- The refused rate, in the rate's own units (the margin stretches the spacing, so a
   -- rate r sends r / margin a second): the rate, or less when fewer were really sent,
-  -- but not less than what Meta accepted in the last whole second (ARGV[5]), which its
+  -- but not less than what Meta accepted in the second before the refusal (ARGV[5]), which its
   -- limit is at least.
   local seen = rate
   local acc = tonumber(ARGV[5]) * 1.05
@@ -197,10 +197,18 @@ if now - cut >= tonumber(ARGV[3]) then
     if sent >= 1 and sent * 1.05 < seen then seen = sent * 1.05 end
     if acc > seen then seen = math.min(acc, rate) end
   end
-  rate = seen
-  wmax = rate
-  rate = rate * tonumber(ARGV[2])
-  -- Meta's limit is at least what it accepted in the last whole second (ARGV[5], as
+  if cut > 0 and now - cut < HOLD_US and seen < wmax and seen >= 0.9 * wmax then
+    -- A refusal near the rate refused last, within its hold (timing jitter put one send
+    -- too many in Meta's window, or the limit is a little lower): the refused rate
+    -- comes down a little, not to the rate that was just refused, so that jitter does
+    -- not ratchet the rate down for the whole hold. A limit that really fell gives
+    -- refusals far below it, which take it at once.
+    wmax = math.max(seen, 0.98 * wmax)
+  else
+    wmax = seen
+  end
+  rate = seen * tonumber(ARGV[2])
+  -- Meta's limit is at least what it accepted in the second before the refusal (ARGV[5], as
   -- the reporting process counted it).
   local floor = tonumber(ARGV[5]) * 0.98 * 1.05
   if floor > wmax * 0.95 then floor = wmax * 0.95 end
@@ -283,9 +291,8 @@ func (g *Governor) SlowDown(ctx context.Context, d time.Duration) error {
 // at the new spacing from now: callers holding a slot reserved before it should take a
 // new one.
 //
-// accepted is how many sends Meta accepted in the last whole second (or in this one so
-// far, when that is more), as far as the caller knows (0: unknown): Meta's limit is at
-// least that, so the refused rate is taken as no less and the cut does not go below 98%
+// accepted is how many sends Meta accepted in the second before the 130429, as far as
+// the caller knows (0: unknown): Meta's limit is at least that, so the refused rate is taken as no less and the cut does not go below 98%
 // of it.
 func (g *Governor) Throttled(ctx context.Context, accepted int) (cut bool, rate float64, err error) {
 	if g.ceiling <= 0 {

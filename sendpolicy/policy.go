@@ -88,9 +88,11 @@ type Policy struct {
 	// cuts counts the rate cuts this process made: a send slot reserved before a cut was
 	// spaced for the old rate, so its holder takes a new one.
 	cuts atomic.Int64
-	// accepted counts the sends Meta accepted per second (this process's), for the
-	// floor of a rate cut: [0] the second, [1] its count, [2] the previous second's.
-	accepted [3]atomic.Int64
+	// accepted holds the times (Unix ns) of the last acceptedRing sends Meta accepted
+	// (this process's), for the floor of a rate cut: how many Meta accepted in the
+	// second before a 130429 is what its sliding window holds, the number's limit.
+	accepted  [acceptedRing]atomic.Int64
+	acceptedN atomic.Uint64
 
 	mu       sync.Mutex
 	waiting  redisstore.FailureKind // what this process last saw the breaker open for; "" closed
@@ -292,39 +294,27 @@ func (pm *Permit) Abandon() {
 	_, _ = pm.p.b.Report(ctx, redisstore.OutcomeAbandoned, pm.token, 0, "")
 }
 
+// acceptedRing bounds the accepted sends remembered: more than Meta's highest
+// throughput tier (1,000 mps) in a second.
+const acceptedRing = 2048
+
 // countAccepted notes one send Meta accepted.
 func (p *Policy) countAccepted() {
-	now := time.Now().Unix()
-	for {
-		sec := p.accepted[0].Load()
-		if sec == now {
-			p.accepted[1].Add(1)
-			return
-		}
-		if p.accepted[0].CompareAndSwap(sec, now) {
-			prev := int64(0)
-			if sec == now-1 {
-				prev = p.accepted[1].Load()
-			}
-			p.accepted[2].Store(prev)
-			p.accepted[1].Store(1)
-			return
-		}
-	}
+	n := p.acceptedN.Add(1)
+	p.accepted[n%acceptedRing].Store(time.Now().UnixNano())
 }
 
-// acceptedInASecond is how many sends Meta accepted in the last whole second, or in
-// this second so far when that is more (the first second of sending): a number Meta's
-// limit is at least.
+// acceptedInASecond is how many sends Meta accepted in the last second (a sliding
+// second, as Meta counts): a number Meta's limit is at least.
 func (p *Policy) acceptedInASecond() int {
-	now := time.Now().Unix()
-	switch p.accepted[0].Load() {
-	case now:
-		return int(max(p.accepted[1].Load(), p.accepted[2].Load()))
-	case now - 1:
-		return int(p.accepted[1].Load())
+	since := time.Now().Add(-time.Second).UnixNano()
+	n := 0
+	for i := range p.accepted {
+		if p.accepted[i].Load() > since {
+			n++
+		}
 	}
-	return 0
+	return n
 }
 
 func (p *Policy) throttled(ctx context.Context) {
