@@ -167,3 +167,30 @@ func TestGovernorRecoversToJustUnderTheRefusedRate(t *testing.T) {
 		t.Errorf("rate after eight clean seconds = %v, want just under 39.9", r)
 	}
 }
+
+// A refusal at the held rate, just under the one refused last (one send too many in
+// Meta's window from timing jitter), lowers the refused rate by 2%, not to the rate that
+// was refused: jitter does not ratchet the rate down for the whole hold.
+func TestGovernorJitterRefusalLowersTheHeldRateALittle(t *testing.T) {
+	withHold(t, time.Minute)
+	a, _ := twoReplicas(t)
+	ctx := context.Background()
+	g := a.Governor("6", 80)
+	for range 20 {
+		g.Reserve(ctx)
+	}
+	time.Sleep(GovernorCutWindow + 50*time.Millisecond)
+	// The limit found: refused rate 21, held at 19.95.
+	if _, rate, _ := g.Throttled(ctx, 20); rate < 19.94 || rate > 19.96 {
+		t.Fatalf("first cut to %v, want 19.95", rate)
+	}
+	for range 19 {
+		g.Reserve(ctx)
+	}
+	time.Sleep(GovernorCutWindow + 50*time.Millisecond)
+	// 19 accepted in the second before the refusal: the refused rate becomes
+	// max(19.95, 0.98 x 21) = 20.58, the rate 95% of it.
+	if cut, rate, _ := g.Throttled(ctx, 19); !cut || rate < 19.54 || rate > 19.56 {
+		t.Errorf("cut at the held rate = %v, %v; want 0.95 x 20.58 = 19.55", cut, rate)
+	}
+}
