@@ -5,6 +5,7 @@ package activities
 
 import (
 	"log/slog"
+	"time"
 
 	"github.com/wagate/wagate/graphapi"
 	"github.com/wagate/wagate/redisstore"
@@ -21,6 +22,10 @@ type Activities struct {
 	// SendPolicy paces, breaks and schedules retries of every send (see sendpolicy);
 	// New builds it for the configured phone number and WHATSAPP_MAX_MPS.
 	SendPolicy *sendpolicy.Policy
+	// RangeMinTime is how long a SendRange runs at least before its moved frontier
+	// makes it return to the workflow: the Web UI memo's refresh. 0 means
+	// DefaultRangeMinTime; a negative value returns at every chunk.
+	RangeMinTime time.Duration
 
 	relay *relaySocket // the connection to WEBSOCKET_URL, see relay.go
 }
@@ -35,4 +40,11 @@ func New(cfg shared.Config, graph *graphapi.Client, store *redisstore.Store, log
 		a.SendPolicy = sendpolicy.New(store, graph.PhoneNumberID(), cfg.WhatsAppMaxMPS, sendpolicy.Options{}, logger)
 	}
 	return a
+}
+
+func (a *Activities) rangeMinTime() time.Duration {
+	if a.RangeMinTime == 0 {
+		return DefaultRangeMinTime
+	}
+	return max(a.RangeMinTime, 0)
 }

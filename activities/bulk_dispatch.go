@@ -16,10 +16,22 @@ import (
 )
 
 // Bounds of one SendRange activity: it returns to the workflow when its frontier has
-// moved by a chunk (so the memo and the carried counters move), after rangeMaxTime
-// (so a task that cannot send still reports and its history stays bounded), or when
-// what the task waits on changes.
+// moved by a chunk and it has run for at least the Activities' RangeMinTime
+// (DefaultRangeMinTime), so that the memo and the carried counters move every few
+// seconds; after rangeMaxTime, so that a task that cannot send still reports and its
+// history stays bounded; or when what the task waits on changes. Every return costs a
+// hand-over (the sends in flight finish before the next activity starts its own), which
+// is why a fast task does not return at every chunk: task-status reads the live
+// counters of the ledger, only the Web UI's memo waits for the return.
 const rangeMaxTime = time.Minute
+
+// softStopMax bounds how long a returning SendRange waits for the recipients that hold
+// a governor slot to go out in it before it gives them back.
+const softStopMax = 2 * time.Second
+
+// DefaultRangeMinTime is how long a SendRange runs at least before a moved frontier
+// makes it return.
+const DefaultRangeMinTime = 10 * time.Second
 
 // The template gate's probe spacing: after Meta answers 132015 or 132016 for the
 // task's template, one probe goes after templateProbeFirst, then at doubling spacings up
@@ -65,6 +77,7 @@ type dispatch struct {
 
 	// Return bounds; all zero (SendChunk) means run until every recipient is final.
 	advance int           // return when the frontier moved this far
+	minTime time.Duration // and at least this long has passed
 	maxTime time.Duration // return after this long
 	waiting *string       // return when what the task waits on differs from this
 	// graceful: when the worker stops, return what was reached instead of failing.
@@ -199,16 +212,27 @@ func (d *dispatch) run(ctx context.Context) (int, error) {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	workerStop := activity.GetWorkerStopChannel(ctx)
-	stop := func(err error) {
+	// A stop ends the dispatch of new recipients. A hard one also gives back the
+	// recipients still waiting for their admission; a soft one (the run returns because
+	// its frontier moved or its time is up) lets them go in the governor slots they
+	// already hold, so that a rate-limited number loses no slots at a hand-over, unless
+	// what the task waits on changes or they take longer than softStopMax.
+	var gaveBack bool
+	var stoppedAt time.Time
+	halt := func(err error, soft bool) {
 		if failure == nil {
 			failure = err
 		}
 		if !stopping {
-			stopping = true
-			giveBack()
+			stopping, stoppedAt = true, time.Now()
 			stopLoad()
 		}
+		if !soft && !gaveBack {
+			gaveBack = true
+			giveBack()
+		}
 	}
+	stop := func(err error) { halt(err, false) }
 
 	for {
 		now := time.Now()
@@ -237,12 +261,12 @@ func (d *dispatch) run(ctx context.Context) (int, error) {
 		if frontier == d.end || (stopping && inflight == 0) {
 			break
 		}
-		if !stopping && d.advance > 0 && frontier-d.start >= d.advance {
-			stop(nil)
+		if !stopping && d.advance > 0 && frontier-d.start >= d.advance && time.Since(began) >= d.minTime {
+			halt(nil, true)
 			continue
 		}
 		if !stopping && d.maxTime > 0 && time.Since(began) >= d.maxTime {
-			stop(nil)
+			halt(nil, true)
 			continue
 		}
 
@@ -322,12 +346,15 @@ func (d *dispatch) run(ctx context.Context) (int, error) {
 		case <-timerC:
 		case <-heartbeat.C:
 			activity.RecordHeartbeat(ctx, frontier)
-			if d.waiting != nil && !stopping {
+			if d.waiting != nil && !gaveBack {
 				kind, since := d.waitingNow()
 				if kind != *d.waiting && time.Since(began) >= time.Second {
 					d.waitKind, d.waitSince = kind, since
 					stop(nil)
 				}
+			}
+			if stopping && !gaveBack && time.Since(stoppedAt) >= softStopMax {
+				stop(nil)
 			}
 		case <-workerStop:
 			workerStop = nil
@@ -350,29 +377,23 @@ func (d *dispatch) run(ctx context.Context) (int, error) {
 // Graph API call, report, and then the recipient's final outcome or its backoff, both
 // written to the ledger.
 func (d *dispatch) attempt(sendCtx, acquireCtx context.Context, it item) outcome {
-	pm, err := d.pol.Acquire(acquireCtx)
-	if err != nil {
+	// The claim rides with the admission: one round trip before the Graph API call.
+	pm, claim, err := d.pol.AcquireHolding(acquireCtx, redisstore.HoldRequest{TaskID: d.taskID, Index: it.index,
+		Entry: redisstore.LedgerEntry{
+			State: redisstore.LedgerClaimed, Attempt: d.owner,
+			Charged: it.att.Charged, Paired: it.att.Paired, Throttled: it.att.Throttled,
+		}})
+	switch {
+	case err != nil:
 		if acquireCtx.Err() != nil {
+			// Given back before its send; a claim already written only says that it may
+			// have been sent, and the next activity takes it over.
 			return outcome{it: it, unsent: true}
 		}
 		return outcome{it: it, err: fmt.Errorf("send admission of recipient %d: %w", it.index, err)}
-	}
-	claim, err := d.a.Store.Hold(sendCtx, d.taskID, it.index, redisstore.LedgerEntry{
-		State: redisstore.LedgerClaimed, Attempt: d.owner,
-		Charged: it.att.Charged, Paired: it.att.Paired, Throttled: it.att.Throttled,
-	})
-	switch {
-	case err != nil:
-		pm.Abandon()
-		if sendCtx.Err() != nil {
-			return outcome{it: it, aborted: true}
-		}
-		return outcome{it: it, err: fmt.Errorf("claim recipient %d: %w", it.index, err)}
 	case claim == redisstore.ClaimDone:
-		pm.Abandon()
 		return outcome{it: it, final: true}
 	case claim == redisstore.ClaimLost:
-		pm.Abandon()
 		return outcome{it: it, err: errSuperseded}
 	}
 	res, serr := d.a.Graph.Send(sendCtx, it.msg, fmt.Sprintf("%s:%d", d.taskID, it.index))
@@ -493,7 +514,8 @@ func (a *Activities) SendRange(ctx context.Context, in shared.RangeInput) (share
 	d := &dispatch{
 		a: a, pol: a.SendPolicy, taskID: in.TaskID, owner: owner(in.Seq, activity.GetInfo(ctx).Attempt),
 		workers: in.MaxWorkers, start: in.Offset, end: in.End, media: mediaIDs(in.Media),
-		advance: shared.ChunkSize(in.MaxWorkers), maxTime: rangeMaxTime, waiting: &waiting, graceful: true,
+		advance: shared.ChunkSize(in.MaxWorkers), minTime: a.rangeMinTime(), maxTime: rangeMaxTime,
+		waiting: &waiting, graceful: true,
 		phones: map[int]string{},
 	}
 	if in.Waiting == shared.WaitTemplatePaused {

@@ -91,6 +91,10 @@ type StackOptions struct {
 	// read) to the API's /webhook, as the dev stack does. Off by default so that inbound
 	// tests see only the events they post.
 	SandboxWebhooks bool
+	// ChunkReturns makes every SendRange return to the workflow as soon as its frontier
+	// moved by a chunk, as a slow task's do, instead of after activities'
+	// DefaultRangeMinTime: for tests about the activities and runs of a history.
+	ChunkReturns bool
 }
 
 // Stack is a running wagate for one test.
@@ -315,6 +319,9 @@ func (s *Stack) StartWorker(t *testing.T) {
 		t.Fatal("StartWorker: a worker is already running")
 	}
 	acts := activities.New(s.Config, s.graph, s.Store, s.logger.With("component", "activities"))
+	if s.opts.ChunkReturns {
+		acts.RangeMinTime = -1
+	}
 	w := worker.New(s.Temporal, acts)
 	if err := w.Start(); err != nil {
 		t.Fatalf("start worker: %v", err)

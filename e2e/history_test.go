@@ -23,7 +23,7 @@ import (
 // workflow code. With WAGATE_RECORD_BULK_HISTORY=<file> it is also written out, which
 // is how workflows/testdata/bulk_v1.json was made.
 func TestBulkHistoryReplays(t *testing.T) {
-	s := NewStack(t, StackOptions{MaxWorkers: 1})
+	s := NewStack(t, StackOptions{MaxWorkers: 1, ChunkReturns: true})
 	n := shared.ChunkSize(1) + 1
 	phones := make([]string, n)
 	for i := range phones {
@@ -80,7 +80,7 @@ func TestBulkHistoryReplays(t *testing.T) {
 // A task that continues as new on a real server: task-status follows the chain to its
 // latest run, and the counts carried across runs add up.
 func TestBulkContinuesAsNewOnARealServer(t *testing.T) {
-	s := NewStack(t, StackOptions{MaxWorkers: 1})
+	s := NewStack(t, StackOptions{MaxWorkers: 1, ChunkReturns: true})
 	ctx := context.Background()
 	chunk := shared.ChunkSize(1)
 	n := 3*chunk + 7 // four chunks, two per run: two runs

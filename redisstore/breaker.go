@@ -76,7 +76,7 @@ type Admission struct {
 }
 
 // breakerAdmit: KEYS = {slot, rate, breaker, probe}, ARGV = {ceiling, token, lease ms,
-// poll µs}. It returns {verdict, wait µs, rate m-mps, fails}.
+// poll µs, hold µs}. It returns {verdict, wait µs, rate m-mps, fails}.
 var breakerAdmit = redis.NewScript(governorLua + `
 local now = redis_now()
 local h = redis.call('HMGET', KEYS[3], 'st', 'probe_at', 'fails')
@@ -102,11 +102,20 @@ return {1, w, r, fails}
 // hands the probe to one caller at a time across all processes, once the probe
 // spacing has passed; everybody else waits.
 func (b *Breaker) Admit(ctx context.Context) (Admission, error) {
+	keys, args, token := b.admitArgs()
+	v, err := breakerAdmit.Run(ctx, b.s.rdb, keys, args...).Int64Slice()
+	return b.admission(v, err, token)
+}
+
+func (b *Breaker) admitArgs() (keys []string, args []any, token string) {
 	// The token only names a probe lease; a process-unique counter does, at no cost to
 	// the common closed case.
-	token := b.s.tokenPrefix + strconv.FormatUint(b.s.tokens.Add(1), 36)
-	v, err := breakerAdmit.Run(ctx, b.s.rdb, []string{b.gov.key, b.gov.rateKey, b.key, b.probe},
-		b.gov.ceiling, token, b.opts.ProbeLease.Milliseconds(), b.opts.Poll.Microseconds()).Int64Slice()
+	token = b.s.tokenPrefix + strconv.FormatUint(b.s.tokens.Add(1), 36)
+	return []string{b.gov.key, b.gov.rateKey, b.key, b.probe},
+		[]any{b.gov.ceiling, token, b.opts.ProbeLease.Milliseconds(), b.opts.Poll.Microseconds(), governorHold.Microseconds()}, token
+}
+
+func (b *Breaker) admission(v []int64, err error, token string) (Admission, error) {
 	if err != nil || len(v) != 4 {
 		return Admission{}, fmt.Errorf("redis: send admission: %w", err)
 	}
@@ -116,6 +125,55 @@ func (b *Breaker) Admit(ctx context.Context) (Admission, error) {
 		a.Token = token
 	}
 	return a, nil
+}
+
+// AdmitHolding is Admit and the ledger Hold h in one round trip, for a bulk recipient's
+// send: the claim is made whatever the admission says (a claimed entry with no send
+// behind it only means the recipient may be sent again, which it is anyway), so the
+// common case, a closed circuit and a free recipient, costs one Redis round trip
+// before the Graph API call instead of two.
+func (b *Breaker) AdmitHolding(ctx context.Context, h HoldRequest) (Admission, ClaimResult, error) {
+	if h.Entry.State != LedgerClaimed && h.Entry.State != LedgerRetry {
+		return Admission{}, 0, fmt.Errorf("redis: hold recipient %d of task %s: state %q is not claimed or retry",
+			h.Index, h.TaskID, h.Entry.State)
+	}
+	hkeys, hargs, err := b.s.ledgerScriptArgs(h.TaskID, h.Index, h.Entry.Attempt, encodeEntry(h.Entry))
+	if err != nil {
+		return Admission{}, 0, err
+	}
+	akeys, aargs, token := b.admitArgs()
+	for try := 0; ; try++ {
+		pipe := b.s.rdb.Pipeline()
+		admit := breakerAdmit.EvalSha(ctx, pipe, akeys, aargs...)
+		claim := ledgerClaimScript.EvalSha(ctx, pipe, hkeys, hargs...)
+		_, err := pipe.Exec(ctx)
+		if err != nil && try == 0 && redis.HasErrorPrefix(err, "NOSCRIPT") {
+			// A restarted or flushed Redis forgot the scripts: load them and go again.
+			if err := loadScripts(ctx, b.s.rdb, breakerAdmit, ledgerClaimScript); err != nil {
+				return Admission{}, 0, err
+			}
+			continue
+		}
+		v, aerr := admit.Int64Slice()
+		a, aerr := b.admission(v, aerr, token)
+		if aerr != nil {
+			return Admission{}, 0, aerr
+		}
+		n, cerr := claim.Int()
+		if cerr != nil {
+			return a, 0, fmt.Errorf("redis: claim recipient %d of task %s: %w", h.Index, h.TaskID, cerr)
+		}
+		return a, claimResult(n), nil
+	}
+}
+
+func loadScripts(ctx context.Context, rdb redis.Scripter, scripts ...*redis.Script) error {
+	for _, sc := range scripts {
+		if err := sc.Load(ctx, rdb).Err(); err != nil {
+			return fmt.Errorf("redis: load script: %w", err)
+		}
+	}
+	return nil
 }
 
 // FailureKind is what a Graph API outcome means for the breaker.

@@ -33,11 +33,18 @@ const (
 )
 
 // The increase, in governorLua: each clean second halves the distance to 95% of the
-// last refused rate (at least 1% of the ceiling a second); above that it adds 1% of the
-// ceiling a second (0.8 mps at the default 80) for three seconds and then k% in the
-// (k+3)-th, so that it probes gently just above the limit last seen but still finds a
-// much higher one (the number's tier was raised, or the refusal was another sender's
+// last refused rate (at least 1% of the ceiling a second), and there the rate holds for
+// governorHold after the last cut: Meta's limit of a number changes rarely (a tier
+// upgrade, a quality rating), and every probe above it costs refused calls, so a task
+// that found the limit sends just under it without refusals. After the hold it adds 1%
+// of the ceiling a second (0.8 mps at the default 80) for three seconds and then k% in
+// the (k+3)-th, so that it probes gently just above the limit last seen but still finds
+// a much higher one (the number's tier was raised, or the refusal was another sender's
 // burst) within seconds.
+
+// governorHold is how long the rate stays just under the last refused rate after a
+// cut before it probes above it. A variable for tests.
+var governorHold = 2 * time.Minute
 
 // Governor limits the sends of one business phone number to a rate shared by every
 // task, worker and replica, because Meta counts them together. Its state is two Redis
@@ -64,8 +71,10 @@ func (s *Store) Governor(phoneNumberID string, mps int) *Governor {
 // interval on and returns how long the caller must wait for it, in µs, and the rate in
 // thousandths of a message per second. Redis's own clock makes every process agree on
 // time; the slot key expires once its slots are all in the past, the rate key is kept
-// so that a restart does not forget what Meta allows.
+// so that a restart does not forget what Meta allows. Every script built on it takes
+// the hold (governorHold, µs) as its last ARGV.
 const governorLua = `
+local HOLD_US = tonumber(ARGV[#ARGV]) or 0
 local function rate_state(rateKey, now, ceiling)
   local h = redis.call('HMGET', rateKey, 'rate', 'wmax', 'stamp', 'cut', 'win', 'n')
   local rate = tonumber(h[1] or '') or ceiling
@@ -86,6 +95,9 @@ local function rate_state(rateKey, now, ceiling)
         local d = (target - rate) / 2
         if d < step then d = step end
         rate = rate + d
+        if rate > target then rate = target end
+      elseif cut > 0 and stamp + i * 1000000 - cut < HOLD_US then
+        -- Just under the refused rate, within the hold: stay.
       else
         above = above + 1
         local k = above - 3
@@ -127,7 +139,8 @@ local function redis_now()
 end
 `
 
-// governorReserve: KEYS = {slot, rate}, ARGV = {ceiling}; returns {wait µs, rate m-mps}.
+// governorReserve: KEYS = {slot, rate}, ARGV = {ceiling, hold µs}; returns {wait µs,
+// rate m-mps}.
 var governorReserve = redis.NewScript(governorLua + `
 local w, r = reserve(KEYS[1], KEYS[2], redis_now(), tonumber(ARGV[1]))
 return {w, r}
@@ -145,14 +158,14 @@ return tat - now
 `)
 
 // governorCut lowers the rate after a 130429: KEYS = {slot, rate}, ARGV = {ceiling,
-// factor, window µs, floor}. At most once per window it remembers the refused rate
-// (the rate, or what was really sent in the last second when that is less: under a
-// ceiling far above Meta's limit, cutting the ceiling would take many windows to matter)
-// and multiplies it by factor, but not below 98% of what Meta accepted in the last
-// whole second (ARGV[5], counted by the reporting process), which Meta's limit is at
-// least: the cut that finds the limit is deep, the ones that keep the rate at it are
-// shallow. Any 130429 restarts the clean second. It returns
-// {1 when it cut, rate m-mps}.
+// factor, window µs, floor, accepted, hold µs}. At most once per window it remembers the
+// refused rate (the rate, or what was really sent in the last second when that is less:
+// under a ceiling far above Meta's limit, cutting the ceiling would take many windows to
+// matter; but never less than what Meta accepted in the second before the refusal, as
+// the reporting process counted it, which Meta's limit is at least) and multiplies it by
+// factor, but not below 98% of that accepted count: the cut that finds the limit is
+// deep, the ones that keep the rate at it are shallow. Any 130429 restarts the clean
+// second. It returns {1 when it cut, rate m-mps}.
 var governorCut = redis.NewScript(governorLua + `
 local now = redis_now()
 local ceiling = tonumber(ARGV[1])
@@ -170,10 +183,32 @@ if now - cut >= tonumber(ARGV[3]) then
   else
     sent = n
   end
-  if sent >= 1 and sent < rate then rate = sent end
-  wmax = rate
-  rate = rate * tonumber(ARGV[2])
-  -- Meta's limit is at least what it accepted in the last whole second (ARGV[5], as
+  -- The refused rate, in the rate's own units (the margin stretches the spacing, so a
+  -- rate r sends r / margin a second): the rate, or less when fewer were really sent,
+  -- but not less than what Meta accepted in the second before the refusal (ARGV[5]), which its
+  -- limit is at least.
+  local seen = rate
+  local acc = tonumber(ARGV[5]) * 1.05
+  if prev == 0 and now - win < 1000000 and acc >= 1 then
+    -- The first second of sending: what was sent so far spans part of a second, but
+    -- Meta already refuses, so what it accepted is its limit.
+    seen = math.min(rate, acc)
+  else
+    if sent >= 1 and sent * 1.05 < seen then seen = sent * 1.05 end
+    if acc > seen then seen = math.min(acc, rate) end
+  end
+  if cut > 0 and now - cut < HOLD_US and seen < wmax and seen >= 0.9 * wmax then
+    -- A refusal near the rate refused last, within its hold (timing jitter put one send
+    -- too many in Meta's window, or the limit is a little lower): the refused rate
+    -- comes down a little, not to the rate that was just refused, so that jitter does
+    -- not ratchet the rate down for the whole hold. A limit that really fell gives
+    -- refusals far below it, which take it at once.
+    wmax = math.max(seen, 0.98 * wmax)
+  else
+    wmax = seen
+  end
+  rate = seen * tonumber(ARGV[2])
+  -- Meta's limit is at least what it accepted in the second before the refusal (ARGV[5], as
   -- the reporting process counted it).
   local floor = tonumber(ARGV[5]) * 0.98 * 1.05
   if floor > wmax * 0.95 then floor = wmax * 0.95 end
@@ -216,7 +251,7 @@ func (g *Governor) Reserve(ctx context.Context) (time.Duration, float64, error) 
 	if g.ceiling <= 0 {
 		return 0, 0, ctx.Err()
 	}
-	v, err := governorReserve.Run(ctx, g.s.rdb, []string{g.key, g.rateKey}, g.ceiling).Int64Slice()
+	v, err := governorReserve.Run(ctx, g.s.rdb, []string{g.key, g.rateKey}, g.ceiling, governorHold.Microseconds()).Int64Slice()
 	if err != nil || len(v) != 2 {
 		return 0, 0, fmt.Errorf("redis: send-rate governor: %w", err)
 	}
@@ -256,14 +291,15 @@ func (g *Governor) SlowDown(ctx context.Context, d time.Duration) error {
 // at the new spacing from now: callers holding a slot reserved before it should take a
 // new one.
 //
-// accepted is how many sends Meta accepted in the last whole second, as far as the
-// caller knows (0: unknown); the cut does not go below 95% of it.
+// accepted is how many sends Meta accepted in the second before the 130429, as far as
+// the caller knows (0: unknown): Meta's limit is at least that, so the refused rate is taken as no less and the cut does not go below 98%
+// of it.
 func (g *Governor) Throttled(ctx context.Context, accepted int) (cut bool, rate float64, err error) {
 	if g.ceiling <= 0 {
 		return false, 0, nil
 	}
 	v, err := governorCut.Run(ctx, g.s.rdb, []string{g.key, g.rateKey}, g.ceiling, GovernorCut,
-		GovernorCutWindow.Microseconds(), governorFloor, max(accepted, 0)).Int64Slice()
+		GovernorCutWindow.Microseconds(), governorFloor, max(accepted, 0), governorHold.Microseconds()).Int64Slice()
 	if err != nil || len(v) != 2 {
 		return false, 0, fmt.Errorf("redis: lower send rate: %w", err)
 	}

@@ -6,7 +6,17 @@ import (
 	"time"
 )
 
+// withHold sets governorHold for one test.
+func withHold(t *testing.T, d time.Duration) {
+	old := governorHold
+	governorHold = d
+	t.Cleanup(func() { governorHold = old })
+}
+
 func TestGovernorCutsOncePerWindowAndRecoversAdditively(t *testing.T) {
+	// The additive increase above the refused rate, with no hold before it (see
+	// TestGovernorHoldsJustUnderTheRefusedRate).
+	withHold(t, 0)
 	a, b := twoReplicas(t)
 	ctx := context.Background()
 	ga, gb := a.Governor("1065", 80), b.Governor("1065", 80)
@@ -86,7 +96,8 @@ func TestGovernorCutsDeepWhenMetaAcceptedLittle(t *testing.T) {
 	g.Throttled(ctx, 0) // 80 -> 56
 	time.Sleep(GovernorCutWindow + 50*time.Millisecond)
 	// A whole second in which every send was refused: the floor is 0, the cut is x0.7
-	// of what was sent (40).
+	// of what was sent (40, which is a rate of 42 in the rate's units: the margin
+	// stretches the spacing by 5%).
 	for range 40 {
 		g.Reserve(ctx)
 	}
@@ -94,7 +105,92 @@ func TestGovernorCutsDeepWhenMetaAcceptedLittle(t *testing.T) {
 		g.Throttled(ctx, 0)
 	}
 	time.Sleep(GovernorCutWindow + 50*time.Millisecond)
-	if cut, rate, _ := g.Throttled(ctx, 0); !cut || rate < 27.99 || rate > 28.01 {
-		t.Errorf("cut after a refused second = %v, %v; want 0.7 x 40 sent = 28", cut, rate)
+	if cut, rate, _ := g.Throttled(ctx, 0); !cut || rate < 29.39 || rate > 29.41 {
+		t.Errorf("cut after a refused second = %v, %v; want 0.7 x 42 = 29.4", cut, rate)
+	}
+}
+
+// After a cut the rate climbs back to 95% of the refused rate within seconds and holds
+// there for governorHold, so that a task that found Meta's limit sends just under it
+// without refusals; only then does it probe above.
+func TestGovernorHoldsJustUnderTheRefusedRate(t *testing.T) {
+	withHold(t, 3500*time.Millisecond)
+	a, _ := twoReplicas(t)
+	ctx := context.Background()
+	g := a.Governor("4", 80)
+	for range 20 {
+		g.Reserve(ctx)
+	}
+	time.Sleep(GovernorCutWindow + 50*time.Millisecond)
+	// 20 sent in the last second, 20 of them accepted: the refused rate is 21 in the
+	// rate's units, the cut 0.7 x 21 = 14.7 but not below 98% of the accepted (20.58),
+	// capped at 95% of the refused rate: 19.95.
+	cut, rate, err := g.Throttled(ctx, 20)
+	if err != nil || !cut || rate < 19.94 || rate > 19.96 {
+		t.Fatalf("cut = %v, rate %v (%v); want 19.95", cut, rate, err)
+	}
+	// Clean seconds within the hold: the rate stays just under the refused one.
+	time.Sleep(2100 * time.Millisecond)
+	if _, r, _ := g.Reserve(ctx); r < 19.94 || r > 19.96 {
+		t.Errorf("rate 2 s into the hold = %v, want 19.95", r)
+	}
+	// After the hold it probes above, 1% of the ceiling a second.
+	time.Sleep(2500 * time.Millisecond)
+	if _, r, _ := g.Reserve(ctx); r < 20.7 {
+		t.Errorf("rate 1 s after the hold = %v, want above 20.7", r)
+	}
+}
+
+// A deep cut (a second in which Meta accepted nothing) climbs back quickly, halving the
+// distance to 95% of the refused rate every clean second, and not above it within the
+// hold.
+func TestGovernorRecoversToJustUnderTheRefusedRate(t *testing.T) {
+	withHold(t, time.Minute)
+	a, _ := twoReplicas(t)
+	ctx := context.Background()
+	g := a.Governor("5", 80)
+	for range 40 {
+		g.Reserve(ctx)
+	}
+	time.Sleep(GovernorCutWindow + 50*time.Millisecond)
+	// 40 sent (42 in the rate's units), none accepted: 0.7 x 42 = 29.4.
+	if cut, rate, _ := g.Throttled(ctx, 0); !cut || rate < 29.39 || rate > 29.41 {
+		t.Fatalf("cut = %v, rate %v; want 29.4", cut, rate)
+	}
+	// Three clean seconds: 29.4 -> 34.65 -> 37.28 -> 38.59, toward 0.95 x 42 = 39.9.
+	time.Sleep(3100 * time.Millisecond)
+	if _, r, _ := g.Reserve(ctx); r < 38.58 || r > 38.6 {
+		t.Errorf("rate after three clean seconds = %v, want 38.59", r)
+	}
+	time.Sleep(5 * time.Second)
+	if _, r, _ := g.Reserve(ctx); r < 39.5 || r > 39.91 {
+		t.Errorf("rate after eight clean seconds = %v, want just under 39.9", r)
+	}
+}
+
+// A refusal at the held rate, just under the one refused last (one send too many in
+// Meta's window from timing jitter), lowers the refused rate by 2%, not to the rate that
+// was refused: jitter does not ratchet the rate down for the whole hold.
+func TestGovernorJitterRefusalLowersTheHeldRateALittle(t *testing.T) {
+	withHold(t, time.Minute)
+	a, _ := twoReplicas(t)
+	ctx := context.Background()
+	g := a.Governor("6", 80)
+	for range 20 {
+		g.Reserve(ctx)
+	}
+	time.Sleep(GovernorCutWindow + 50*time.Millisecond)
+	// The limit found: refused rate 21, held at 19.95.
+	if _, rate, _ := g.Throttled(ctx, 20); rate < 19.94 || rate > 19.96 {
+		t.Fatalf("first cut to %v, want 19.95", rate)
+	}
+	for range 19 {
+		g.Reserve(ctx)
+	}
+	time.Sleep(GovernorCutWindow + 50*time.Millisecond)
+	// 19 accepted in the second before the refusal: the refused rate becomes
+	// max(19.95, 0.98 x 21) = 20.58, the rate 95% of it.
+	if cut, rate, _ := g.Throttled(ctx, 19); !cut || rate < 19.54 || rate > 19.56 {
+		t.Errorf("cut at the held rate = %v, %v; want 0.95 x 20.58 = 19.55", cut, rate)
 	}
 }

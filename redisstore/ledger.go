@@ -95,13 +95,20 @@ return 1
 `)
 
 func (s *Store) ledgerScript(ctx context.Context, script *redis.Script, taskID string, index int, extra ...any) (int, error) {
+	keys, args, err := s.ledgerScriptArgs(taskID, index, extra...)
+	if err != nil {
+		return 0, err
+	}
+	return script.Run(ctx, s.rdb, keys, args...).Int()
+}
+
+func (s *Store) ledgerScriptArgs(taskID string, index int, extra ...any) ([]string, []any, error) {
 	if index < 0 {
-		return 0, fmt.Errorf("negative recipient index %d", index)
+		return nil, nil, fmt.Errorf("negative recipient index %d", index)
 	}
 	b := index / ledgerBucket
 	keys := []string{s.ledgerKey(taskID, b), s.progressKey(taskID), s.msgsKey(taskID)}
-	args := append([]any{index % ledgerBucket, b, defaultTaskTTL.Milliseconds()}, extra...)
-	return script.Run(ctx, s.rdb, keys, args...).Int()
+	return keys, append([]any{index % ledgerBucket, b, defaultTaskTTL.Milliseconds()}, extra...), nil
 }
 
 // ClaimResult says whether an activity attempt may send to a recipient.
@@ -136,13 +143,25 @@ func (s *Store) Hold(ctx context.Context, taskID string, index int, e LedgerEntr
 	if err != nil {
 		return 0, fmt.Errorf("redis: claim recipient %d of task %s: %w", index, taskID, err)
 	}
+	return claimResult(n), nil
+}
+
+// HoldRequest is a Hold to make in the same round trip as a send admission (see
+// Breaker.AdmitHolding).
+type HoldRequest struct {
+	TaskID string
+	Index  int
+	Entry  LedgerEntry
+}
+
+func claimResult(n int) ClaimResult {
 	switch n {
 	case 0:
-		return ClaimDone, nil
+		return ClaimDone
 	case 2:
-		return ClaimLost, nil
+		return ClaimLost
 	}
-	return ClaimGo, nil
+	return ClaimGo
 }
 
 // Record stores the final outcome of recipient index once. If the entry is already

@@ -88,9 +88,11 @@ type Policy struct {
 	// cuts counts the rate cuts this process made: a send slot reserved before a cut was
 	// spaced for the old rate, so its holder takes a new one.
 	cuts atomic.Int64
-	// accepted counts the sends Meta accepted per second (this process's), for the
-	// floor of a rate cut: [0] the second, [1] its count, [2] the previous second's.
-	accepted [3]atomic.Int64
+	// accepted holds the times (Unix ns) of the last acceptedRing sends Meta accepted
+	// (this process's), for the floor of a rate cut: how many Meta accepted in the
+	// second before a 130429 is what its sliding window holds, the number's limit.
+	accepted  [acceptedRing]atomic.Int64
+	acceptedN atomic.Uint64
 
 	mu       sync.Mutex
 	waiting  redisstore.FailureKind // what this process last saw the breaker open for; "" closed
@@ -140,12 +142,52 @@ func (p *Policy) TryAcquire(ctx context.Context) (*Permit, error) {
 	return p.acquire(ctx, false)
 }
 
+// AcquireHolding is Acquire for a bulk recipient: the ledger Hold h is made in the
+// same Redis round trip as the first admission (see redisstore.Breaker.AdmitHolding).
+// When the hold is not granted (the recipient is final, or a newer attempt holds it) it
+// returns no permit and the hold's result; otherwise the permit, once admitted, and
+// redisstore.ClaimGo.
+func (p *Policy) AcquireHolding(ctx context.Context, h redisstore.HoldRequest) (*Permit, redisstore.ClaimResult, error) {
+	var claim redisstore.ClaimResult
+	first := func(ctx context.Context) (redisstore.Admission, error) {
+		a, c, err := p.b.AdmitHolding(ctx, h)
+		claim = c
+		if err == nil && c != redisstore.ClaimGo && (a.Verdict == redisstore.AdmitSend || a.Verdict == redisstore.AdmitProbe) {
+			// Not this caller's recipient to send: give the probe lease back, if any.
+			(&Permit{p: p, token: a.Token}).Abandon()
+		}
+		return a, err
+	}
+	pm, err := p.acquireWith(ctx, true, first, func() bool { return claim == redisstore.ClaimGo })
+	if err != nil || claim != redisstore.ClaimGo {
+		return nil, claim, err
+	}
+	return pm, claim, nil
+}
+
 func (p *Policy) acquire(ctx context.Context, wait bool) (*Permit, error) {
+	return p.acquireWith(ctx, wait, nil, nil)
+}
+
+// acquireWith is acquire whose first admission is made by first (nil: Admit); after it,
+// proceed (nil: always) says whether to go on at all.
+func (p *Policy) acquireWith(ctx context.Context, wait bool, first func(context.Context) (redisstore.Admission, error),
+	proceed func() bool) (*Permit, error) {
 	for {
 		cuts := p.cuts.Load()
-		a, err := p.b.Admit(ctx)
+		admit := p.b.Admit
+		if first != nil {
+			admit, first = first, nil
+		}
+		a, err := admit(ctx)
 		if err != nil {
 			return nil, err
+		}
+		if proceed != nil {
+			if !proceed() {
+				return nil, nil
+			}
+			proceed = nil
 		}
 		switch a.Verdict {
 		case redisstore.AdmitSend, redisstore.AdmitProbe:
@@ -252,41 +294,31 @@ func (pm *Permit) Abandon() {
 	_, _ = pm.p.b.Report(ctx, redisstore.OutcomeAbandoned, pm.token, 0, "")
 }
 
+// acceptedRing bounds the accepted sends remembered: more than Meta's highest
+// throughput tier (1,000 mps) in a second.
+const acceptedRing = 2048
+
 // countAccepted notes one send Meta accepted.
 func (p *Policy) countAccepted() {
-	now := time.Now().Unix()
-	for {
-		sec := p.accepted[0].Load()
-		if sec == now {
-			p.accepted[1].Add(1)
-			return
-		}
-		if p.accepted[0].CompareAndSwap(sec, now) {
-			prev := int64(0)
-			if sec == now-1 {
-				prev = p.accepted[1].Load()
-			}
-			p.accepted[2].Store(prev)
-			p.accepted[1].Store(1)
-			return
-		}
-	}
+	n := p.acceptedN.Add(1)
+	p.accepted[n%acceptedRing].Store(time.Now().UnixNano())
 }
 
-// acceptedLastSecond is how many sends Meta accepted in the last whole second.
-func (p *Policy) acceptedLastSecond() int {
-	now := time.Now().Unix()
-	switch p.accepted[0].Load() {
-	case now:
-		return int(p.accepted[2].Load())
-	case now - 1:
-		return int(p.accepted[1].Load())
+// acceptedInASecond is how many sends Meta accepted in the last second (a sliding
+// second, as Meta counts): a number Meta's limit is at least.
+func (p *Policy) acceptedInASecond() int {
+	since := time.Now().Add(-time.Second).UnixNano()
+	n := 0
+	for i := range p.accepted {
+		if p.accepted[i].Load() > since {
+			n++
+		}
 	}
-	return 0
+	return n
 }
 
 func (p *Policy) throttled(ctx context.Context) {
-	cut, rate, err := p.b.Governor().Throttled(ctx, p.acceptedLastSecond())
+	cut, rate, err := p.b.Governor().Throttled(ctx, p.acceptedInASecond())
 	if err != nil {
 		p.log.Warn("send policy: lowering the send rate failed", "error", err)
 		return

@@ -350,38 +350,8 @@ func (b *bench) limitRow(ctx context.Context, p faultParams) (limitRow, error) {
 	st := b.sb.Stats()
 	r.calls, r.throttled = st.Accepted+st.Rejected, st.Throttled
 	r.perSecond = b.sb.Timeline()
-	r.converged, r.convergedOK = convergence(r.perSecond, r.realMPS, r.n)
+	r.converged, r.convergedOK = sandbox.Convergence(r.perSecond, r.realMPS, r.n)
 	return r, nil
-}
-
-// convergence is the time from the first second with a Graph call to the start of the
-// first second after which every loaded second stays within the limit: calls <= limit
-// + 5% and fewer than 5% of them answered 130429 (a pause second, with few calls that
-// still hit the sliding window, is not within). A second is loaded when at least 2*limit of the n recipients were still to be
-// accepted as it began: the tail of a task, short of work, cannot go over the limit
-// and says nothing about the sender's rate. ok is false when the last loaded second
-// was over the limit.
-func convergence(secs []sandbox.Second, limit, n int) (time.Duration, bool) {
-	within := func(s sandbox.Second) bool {
-		return float64(s.Calls) <= float64(limit)*1.05 && float64(s.RateLimited) < 0.05*float64(s.Calls)
-	}
-	var loaded []sandbox.Second
-	left := int64(n)
-	for _, s := range secs {
-		if left < int64(2*limit) {
-			break
-		}
-		loaded = append(loaded, s)
-		left -= s.Accepted
-	}
-	k := len(loaded)
-	for k > 0 && within(loaded[k-1]) {
-		k--
-	}
-	if k == len(loaded) {
-		return 0, false
-	}
-	return time.Duration(loaded[k].Unix-secs[0].Unix) * time.Second, true
 }
 
 func (r limitRow) rate() float64 { return float64(r.sent) / r.dur.Seconds() }

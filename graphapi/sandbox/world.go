@@ -418,3 +418,34 @@ func (s *Server) tickLocked(now time.Time, accepted bool, code int) {
 		cur.Unavailable++
 	}
 }
+
+// Convergence reads a Timeline of a task of n recipients against a per-number limit:
+// the time from the first second with a Graph call to the start of the first second
+// after which every loaded second stays within the limit (calls <= limit + 5% and fewer
+// than 5% of them answered 130429; a pause second, with few calls that still hit the
+// sliding window, is not within). A second is loaded when at least 2*limit of the n
+// recipients were still to be accepted as it began: the tail of a task, short of work,
+// cannot go over the limit and says nothing about the sender's rate. ok is false when
+// the last loaded second was over the limit.
+func Convergence(secs []Second, limit, n int) (time.Duration, bool) {
+	within := func(s Second) bool {
+		return float64(s.Calls) <= float64(limit)*1.05 && float64(s.RateLimited) < 0.05*float64(s.Calls)
+	}
+	var loaded []Second
+	left := int64(n)
+	for _, s := range secs {
+		if left < int64(2*limit) {
+			break
+		}
+		loaded = append(loaded, s)
+		left -= s.Accepted
+	}
+	k := len(loaded)
+	for k > 0 && within(loaded[k-1]) {
+		k--
+	}
+	if k == len(loaded) {
+		return 0, false
+	}
+	return time.Duration(loaded[k].Unix-secs[0].Unix) * time.Second, true
+}
