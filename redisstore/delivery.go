@@ -55,7 +55,7 @@ const (
 	// dlBucket recipients per record hash: two fields each (the record and its wamid),
 	// 100 fields, below Redis's 128-entry listpack limit.
 	dlBucket = 50
-	day             = 24 * time.Hour
+	day      = 24 * time.Hour
 )
 
 // Delivery states of one recipient, as the listing reports them.
@@ -217,7 +217,7 @@ end
 // deliveryStatusScript applies one status webhook item. KEYS = {status:<wamid>, the
 // task's dl, its bucket, its dl:err} (the task named by biz_opaque_callback_data, or
 // placeholders). ARGV = {status, timestamp, recipient, errors JSON, opaque, status TTL
-// ms, wamid, encoded wamid, rank, time b36, field ('' without a task), code, title, hash,
+// ms, wamid, encoded wamid, rank, time b36, field (” without a task), code, title, hash,
 // bin, today, days back, prefix, index}. A status of a recorded message moves its task's record
 // (found through its opaque data, else the reverse index); any other is kept under
 // status:<wamid> as before, where the ledger's write finds it when the wamid is recorded
