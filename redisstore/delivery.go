@@ -248,10 +248,15 @@ local function track(meta, bucket, errs, field, idx)
   end
   return 3
 end
+local function tally(r)
+  local names = {[0] = 'kept', [1] = 'kept', [2] = 'repeated', [3] = 'counted'}
+  redis.call('HINCRBY', ARGV[18] .. 'dl:stats', 'statuses_' .. names[r], 1)
+  return r
+end
 if ARGV[9] ~= '' then
   if ARGV[11] ~= '' and redis.call('EXISTS', KEYS[2]) == 1 then
     local r = track(KEYS[2], KEYS[3], KEYS[4], ARGV[11], ARGV[19])
-    if r then return r end
+    if r then return tally(r) end
   end
   if redis.call('EXISTS', KEYS[1]) == 0 then
     local task, idx = lookup(ARGV[14], tonumber(ARGV[15]), tonumber(ARGV[16]), tonumber(ARGV[17]), ARGV[18])
@@ -259,12 +264,12 @@ if ARGV[9] ~= '' then
       local base = ARGV[18] .. 'task:' .. task .. ':dl'
       if redis.call('EXISTS', base) == 1 then
         local r = track(base, base .. ':' .. math.floor(idx / 50), base .. ':err', tostring(idx % 50), tostring(idx))
-        if r then return r end
+        if r then return tally(r) end
       end
     end
   end
 end
-return statusHash(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7])
+return tally(statusHash(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]))
 `)
 
 // deliveryLookupScript finds a wamid: {"status"} when status:<wamid> holds it (a direct
@@ -357,6 +362,7 @@ local function trackRecord()
   save(bucket, f, x)
   if redis.call('PTTL', bucket) == -1 then redis.call('PEXPIRE', bucket, ttl) end
   bump(meta, d0, r0, f0, x)
+  redis.call('HINCRBY', prefix .. 'dl:stats', 'recipients_recorded', 1)
   if ARGV[8] == 's' and ARGV[14] ~= '' then
     local days = prefix .. 'dl:w:days'
     local today = ARGV[16]
@@ -1023,4 +1029,30 @@ func MeasureDeliveryMemory(ctx context.Context, s *Store, taskID string, n int) 
 		}
 	}
 	return float64(total) / float64(n), nil
+}
+
+// TrackingStats are delivery tracking's totals since Redis was set up: recipients
+// recorded, and status webhook items counted on a task, repeated (already in their task's
+// record) or kept under status:<wamid> (direct sends, statuses of messages not recorded
+// yet, and messages wagate did not send).
+type TrackingStats struct {
+	RecipientsRecorded int64 `json:"recipients_recorded"`
+	StatusesCounted    int64 `json:"statuses_counted"`
+	StatusesRepeated   int64 `json:"statuses_repeated"`
+	StatusesKept       int64 `json:"statuses_kept"`
+}
+
+// Tracking returns delivery tracking's totals.
+func (s *Store) Tracking(ctx context.Context) (TrackingStats, error) {
+	vals, err := s.rdb.HMGet(ctx, s.key("dl", "stats"), "recipients_recorded", "statuses_counted", "statuses_repeated", "statuses_kept").Result()
+	if err != nil {
+		return TrackingStats{}, fmt.Errorf("redis: tracking stats: %w", err)
+	}
+	n := make([]int64, 4)
+	for i, v := range vals {
+		if str, ok := v.(string); ok {
+			n[i], _ = strconv.ParseInt(str, 10, 64)
+		}
+	}
+	return TrackingStats{RecipientsRecorded: n[0], StatusesCounted: n[1], StatusesRepeated: n[2], StatusesKept: n[3]}, nil
 }
