@@ -41,10 +41,10 @@ func (s *Server) taskStatus(w http.ResponseWriter, r *http.Request) error {
 	}
 	s.deliveryResult(r.Context(), id, result, &st)
 	body := map[string]any{
-		"task_id": st.TaskID,
-		"kind":    st.Kind,
-		"status":  st.Status,
-		"result":  result,
+		"task_id":      st.TaskID,
+		"kind":         st.Kind,
+		"status":       st.Status,
+		"result":       result,
 		"created_at":   st.CreatedAt.UTC().Format(time.RFC3339),
 		"completed_at": formatTime(st.CompletedAt),
 	}
