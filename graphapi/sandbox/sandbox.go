@@ -68,7 +68,7 @@ type Options struct {
 	// value posts sent, delivered and read for every message. SetStatusPlan and PUT
 	// /_sandbox/statuses change it at run time.
 	Statuses StatusPlan
-	Logger      *slog.Logger
+	Logger   *slog.Logger
 	// Templates is the message template registry that template sends are checked
 	// against and GET /{waba-id}/message_templates lists; nil = DefaultTemplates().
 	Templates []Template
