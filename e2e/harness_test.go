@@ -91,6 +91,11 @@ type StackOptions struct {
 	// read) to the API's /webhook, as the dev stack does. Off by default so that inbound
 	// tests see only the events they post.
 	SandboxWebhooks bool
+	// Statuses is the sandbox's status plan (delays, later failures, read share); the
+	// zero value posts sent, delivered and read for every message.
+	Statuses sandbox.StatusPlan
+	// RelayStatuses is RELAY_STATUSES.
+	RelayStatuses bool
 }
 
 // Stack is a running wagate for one test.
@@ -162,6 +167,7 @@ func NewStack(t *testing.T, o StackOptions) *Stack {
 	}
 	cfg.WhatsAppMaxMPS = 100000
 	cfg.MediaFetchAllowPrivate = true // the sandbox's sample media is on loopback
+	cfg.RelayStatuses = o.RelayStatuses
 	if o.MPS > 0 {
 		cfg.WhatsAppMaxMPS = o.MPS
 	}
@@ -175,6 +181,7 @@ func NewStack(t *testing.T, o StackOptions) *Stack {
 		MPS:               o.MPS,
 		AppSecret:         o.AppSecret,
 		Logger:            logger.With("component", "sandbox"),
+		Statuses:          o.Statuses,
 	}
 	if o.SandboxWebhooks {
 		sbOpts.WebhookURL = s.API + "/webhook"
