@@ -24,7 +24,6 @@ import (
 // single send likewise; and the statuses relayed to the WebSocket with RELAY_STATUSES.
 func TestDeliveryTrackingEndToEnd(t *testing.T) {
 	sink := wstest.New(t)
-	sink.Start()
 	read := 0.5
 	plan := sandbox.StatusPlan{SentDelay: 20 * time.Millisecond, DeliveredDelay: 60 * time.Millisecond,
 		ReadDelay: 80 * time.Millisecond, Failed: 0.15, Read: &read, Seed: 11}
