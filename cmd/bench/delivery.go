@@ -245,7 +245,7 @@ func statusWebhookBody(wamid, phone, status, opaque string) []byte {
 		"recipient_id": phone, "biz_opaque_callback_data": opaque}
 	if status == "failed" {
 		st["errors"] = []any{map[string]any{"code": 131049, "title": "Message failed to send to maintain healthy ecosystem engagement",
-			"message": "Message failed to send to maintain healthy ecosystem engagement",
+			"message":    "Message failed to send to maintain healthy ecosystem engagement",
 			"error_data": map[string]any{"details": "Message failed to send to maintain healthy ecosystem engagement."}}}
 	}
 	b, _ := json.Marshal(map[string]any{"object": "whatsapp_business_account", "entry": []any{map[string]any{
