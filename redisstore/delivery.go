@@ -836,7 +836,7 @@ func (s *Store) Message(ctx context.Context, wamid string) (MessageTimeline, err
 		for _, e := range []struct {
 			st string
 			t  *time.Time
-		}{{"accepted", nil}, {shared.DeliverySent, row.SentAt}, {shared.DeliveryDelivered, row.DeliveredAt},
+		}{{shared.DeliverySent, row.SentAt}, {shared.DeliveryDelivered, row.DeliveredAt},
 			{shared.DeliveryRead, row.ReadAt}, {shared.DeliveryFailed, row.FailedAt}} {
 			if e.t != nil {
 				m.Timeline = append(m.Timeline, TimelineEntry{Status: e.st, Timestamp: *e.t})
