@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
@@ -59,6 +60,16 @@ func TestDeliveryTrackingEndToEnd(t *testing.T) {
 	id, _ := resp["task_id"].(string)
 	if task := s.WaitTask(t, id, time.Minute); task["status"] != shared.StatusSuccess {
 		t.Fatalf("task = %v", task)
+	}
+	// The Web UI memo carries the delivery counts (as of the last send activity).
+	desc, err := s.Temporal.DescribeWorkflowExecution(context.Background(), id, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{shared.MemoDelivered, shared.MemoRead} {
+		if _, ok := desc.GetWorkflowExecutionInfo().GetMemo().GetFields()[f]; !ok {
+			t.Errorf("memo has no %q field: %v", f, desc.GetWorkflowExecutionInfo().GetMemo().GetFields())
+		}
 	}
 
 	// task-status: the counts move with the webhooks, after SUCCESS too.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -285,12 +286,37 @@ func TestDeliveryMemoryPerRecipient(t *testing.T) {
 	ctx := context.Background()
 	s := newTaskTestStore(t)
 	const task, n = "12345678-1234-1234-1234-123456789abc", 100_000
+	before := usedMemory(t, s)
 	per, err := MeasureDeliveryMemory(ctx, s, task, n)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("delivery tracking: %.1f bytes per recipient for %d recipients", per, n)
+	// Cross-check with the server's own count: INFO's used_memory grew by the tracking,
+	// the ledger (which expires an hour after the task) and the keyspace's overhead.
+	var ledger int64
+	for b := 0; b*ledgerBucket < n; b++ {
+		ledger += s.rdb.MemoryUsage(ctx, s.ledgerKey(task, b), 0).Val()
+	}
+	delta := usedMemory(t, s) - before
+	t.Logf("delivery tracking: %.1f bytes per recipient for %d recipients (MEMORY USAGE); INFO used_memory grew %.1f B per recipient, %.1f B without the ledger",
+		per, n, float64(delta)/n, float64(delta-ledger)/n)
 	if per > 150 {
 		t.Errorf("%.1f bytes per recipient, want at most 150", per)
 	}
+}
+
+func usedMemory(t *testing.T, s *Store) int64 {
+	t.Helper()
+	info, err := s.rdb.Info(context.Background(), "memory").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(info, "\r\n") {
+		if v, ok := strings.CutPrefix(line, "used_memory:"); ok {
+			n, _ := strconv.ParseInt(v, 10, 64)
+			return n
+		}
+	}
+	t.Fatal("no used_memory in INFO")
+	return 0
 }
