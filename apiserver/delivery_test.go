@@ -156,3 +156,46 @@ func TestRecipientsCSVOf10kTask(t *testing.T) {
 		t.Errorf("status=read page from 100 = %v rows, next %v; want 10 rows from 100, next 137", len(rows), page["next_cursor"])
 	}
 }
+
+// RELAY_STATUSES: each status becomes an event after its change's messages, narrowed
+// like a message (the envelope and metadata kept, value.statuses holding it alone, no
+// messages or contacts), with Meta's (wamid, status) dedupe key; off, none.
+func TestSplitWebhookRelaysStatuses(t *testing.T) {
+	body := []byte(`{"object":"whatsapp_business_account","entry":[{"id":"W","changes":[{"field":"messages","value":{
+		"messaging_product":"whatsapp","metadata":{"phone_number_id":"P"},
+		"contacts":[{"wa_id":"573000000001"}],
+		"messages":[{"from":"573000000001","id":"wamid.IN","type":"text","text":{"body":"hola"}}],
+		"statuses":[{"id":"wamid.A","status":"delivered","timestamp":"1","recipient_id":"573000000002"},
+		            {"id":"wamid.A","status":"read","timestamp":"2","recipient_id":"573000000002"}]}}]}]}`)
+	events, statuses, err := splitWebhookRelay(body, true)
+	if err != nil || len(statuses) != 2 {
+		t.Fatalf("split = %v statuses, %v", len(statuses), err)
+	}
+	if len(events) != 3 || events[0].ID != "wamid.IN" || events[1].ID != "status:wamid.A:delivered" || events[2].ID != "status:wamid.A:read" {
+		t.Fatalf("events = %+v; want the message, then each status in order", events)
+	}
+	var ev struct {
+		Object string `json:"object"`
+		Entry  []struct {
+			ID      string `json:"id"`
+			Changes []struct {
+				Value map[string]json.RawMessage `json:"value"`
+			} `json:"changes"`
+		} `json:"entry"`
+	}
+	if err := json.Unmarshal(events[2].Event, &ev); err != nil || ev.Object != "whatsapp_business_account" || ev.Entry[0].ID != "W" {
+		t.Fatalf("status event %s: %v", events[2].Event, err)
+	}
+	v := ev.Entry[0].Changes[0].Value
+	var sts []map[string]any
+	_ = json.Unmarshal(v["statuses"], &sts)
+	if len(sts) != 1 || sts[0]["status"] != "read" || v["messages"] != nil || v["contacts"] != nil || v["metadata"] == nil {
+		t.Errorf("status event value = %s; want this status alone, metadata kept, no messages or contacts", events[2].Event)
+	}
+	if events[2].From != "573000000002" {
+		t.Errorf("status event from = %q, want the recipient", events[2].From)
+	}
+	if events, _, _ := splitWebhookRelay(body, false); len(events) != 1 {
+		t.Errorf("without RELAY_STATUSES: %d events, want the message only", len(events))
+	}
+}
