@@ -127,5 +127,10 @@ func (a *Activities) FinishTask(ctx context.Context, st shared.TaskState) error 
 	if err := a.Store.SaveSummary(ctx, st, a.Config.SummaryTTL); err != nil {
 		return err
 	}
+	// Status webhooks keep moving the task's delivery counts as long as its summary is
+	// kept; an hour more covers the webhooks of its last minutes.
+	if err := a.Store.KeepDelivery(ctx, st.TaskID, st.Result.Total, a.Config.SummaryTTL+time.Hour); err != nil {
+		return err
+	}
 	return a.Store.FinishTask(ctx, st.TaskID, time.Hour)
 }

@@ -419,6 +419,7 @@ func (d *dispatch) attempt(sendCtx, acquireCtx context.Context, it item) outcome
 		} else {
 			entry = failed(serr)
 		}
+		entry.Phone = it.msg.To // for delivery tracking
 		if _, err := d.a.Store.Record(wctx, d.taskID, it.index, entry); err != nil {
 			return outcome{it: it, err: fmt.Errorf("record recipient %d: %w", it.index, err)}
 		}
@@ -534,6 +535,10 @@ func (a *Activities) SendRange(ctx context.Context, in shared.RangeInput) (share
 		return shared.RangeResult{}, err
 	}
 	res := shared.RangeResult{Frontier: frontier, Sent: sent, Failed: failedN, Errors: errs, Waiting: d.waitKind}
+	// Delivery counts for the Web UI memo; the workflow cannot read Redis itself.
+	if dc, err := a.Store.Delivery(ctx, in.TaskID); err == nil {
+		res.Delivered, res.Read = dc.Delivered, dc.Read
+	}
 	if d.waitKind != "" {
 		t := d.waitSince.UTC().Truncate(time.Second)
 		res.WaitingSince = &t

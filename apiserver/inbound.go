@@ -59,15 +59,15 @@ func (s *Server) webhook(w http.ResponseWriter, r *http.Request) error {
 	if secret := s.Config.WhatsAppAppSecret; secret != "" && (sig != "" || !s.Config.WebhookAllowUnsigned) && !validSignature(secret, body, sig) {
 		return shared.Errorf(shared.KindUnauthorized, "Firma X-Hub-Signature-256 ausente o inválida")
 	}
-	events, statuses, err := splitWebhook(body)
+	events, statuses, err := splitWebhookRelay(body, s.Config.RelayStatuses)
 	if err != nil {
 		return err
 	}
 	ctx := r.Context()
-	for _, st := range statuses {
-		if _, err := s.Store.ApplyStatus(ctx, st); err != nil {
-			return shared.Wrap(shared.KindUnavailable, err, "No se pudo registrar el estado; reintente")
-		}
+	// Every status of the delivery in one round trip: applying one twice (Meta's retry
+	// after a 503) changes nothing.
+	if _, err := s.Store.ApplyStatuses(ctx, statuses); err != nil {
+		return shared.Wrap(shared.KindUnavailable, err, "No se pudo registrar el estado; reintente")
 	}
 	if err := s.enqueueInbound(ctx, events...); err != nil {
 		return err
@@ -119,6 +119,13 @@ type object = map[string]json.RawMessage
 // none is ever rejected. Only a body that is not a JSON object is an error; parts of
 // it that do not have the expected shape are skipped.
 func splitWebhook(body []byte) ([]shared.InboundEvent, []shared.DeliveryStatus, error) {
+	return splitWebhookRelay(body, false)
+}
+
+// splitWebhookRelay is splitWebhook that, with relayStatuses, also makes one event per
+// status item (RELAY_STATUSES): the delivery narrowed to that status the way a message
+// is narrowed, value.statuses holding it alone, after the messages of its change.
+func splitWebhookRelay(body []byte, relayStatuses bool) ([]shared.InboundEvent, []shared.DeliveryStatus, error) {
 	var top object
 	if err := json.Unmarshal(body, &top); err != nil || top == nil {
 		if err == nil {
@@ -134,13 +141,17 @@ func splitWebhook(body []byte) ([]shared.InboundEvent, []shared.DeliveryStatus, 
 			if json.Unmarshal(change["value"], &value) != nil || value == nil {
 				continue
 			}
-			statuses = append(statuses, statusItems(value["statuses"])...)
+			items := statusItems(value["statuses"])
+			statuses = append(statuses, items...)
 			contacts := objects(value["contacts"])
 			for _, msg := range rawItems(value["messages"]) {
 				ev, ok := narrow(top, entry, change, value, contacts, msg)
 				if ok {
 					events = append(events, ev)
 				}
+			}
+			if relayStatuses {
+				events = append(events, narrowStatuses(top, entry, change, value)...)
 			}
 		}
 	}
@@ -254,4 +265,31 @@ func text(raw json.RawMessage) string {
 		return n.String()
 	}
 	return ""
+}
+
+// narrowStatuses builds one event per status item of value: the envelope, entry and
+// change of the delivery, value.statuses holding that status alone, no messages or
+// contacts. Its id is "status:<wamid>:<status>", Meta's dedupe key for statuses, so a
+// repeated delivery is relayed once; From is the recipient, whose cache entry the relay
+// adds as it does for a sender.
+func narrowStatuses(top, entry, change, value object) []shared.InboundEvent {
+	var out []shared.InboundEvent
+	for _, raw := range rawItems(value["statuses"]) {
+		var o object
+		if json.Unmarshal(raw, &o) != nil || o == nil {
+			continue
+		}
+		id, status := text(o["id"]), text(o["status"])
+		if id == "" || status == "" {
+			continue
+		}
+		v := with(value, "statuses", []json.RawMessage{raw})
+		delete(v, "messages")
+		delete(v, "contacts")
+		c := with(change, "value", v)
+		e := with(entry, "changes", []object{c})
+		t := with(top, "entry", []object{e})
+		out = append(out, shared.InboundEvent{ID: "status:" + id + ":" + status, From: text(o["recipient_id"]), Event: mustJSON(t)})
+	}
+	return out
 }

@@ -303,8 +303,10 @@ func TestSplitWebhook(t *testing.T) {
 func TestStatusAndQueueWhenDependenciesAreDown(t *testing.T) {
 	h, _ := inboundServer(t, shared.Config{WebSocketURL: "ws://127.0.0.1:1/ws"})
 	rec, out := do(t, h, http.MethodGet, "/api/status", nil, nil)
-	// The contract's shape, plus the operator's warnings (no secret, no key here).
+	// The contract's shape, plus the operator's warnings (no secret, no key here) and
+	// delivery tracking's totals (Redis answers).
 	want := `{"status":"degraded","services":{"webhook":true,"whatsapp_service":false,"queue_service":false,"websocket_service":false},` +
+		`"delivery_tracking":{"recipients_recorded":0,"relay_statuses":false,"statuses_counted":0,"statuses_kept":0,"statuses_repeated":0},` +
 		`"warnings":["POST /webhook accepts unsigned bodies: WHATSAPP_APP_SECRET is not set (WEBHOOK_ALLOW_UNSIGNED=true)","/api/* needs no key: neither API_KEY nor API_KEYS is set"]}`
 	if rec.Code != http.StatusServiceUnavailable || !sameJSON(t, rec.Body.Bytes(), []byte(want)) {
 		t.Errorf("GET /api/status = %d %s; want 503 %s", rec.Code, rec.Body.String(), want)

@@ -124,6 +124,13 @@ func (s *Server) sendOne(w http.ResponseWriter, r *http.Request, m shared.Messag
 	if err != nil {
 		return graphError(t.errorPre, err)
 	}
+	if res.WAMID != "" {
+		// GET /api/messages/{wamid} then knows the message as wagate's; the send
+		// happened either way, so a Redis failure only costs that.
+		if err := s.Store.RecordDirect(context.WithoutCancel(r.Context()), res.WAMID, m.To, s.Now()); err != nil {
+			s.Logger.Warn("direct send not recorded for delivery tracking", "wamid", res.WAMID, "err", err)
+		}
+	}
 	writeJSON(w, http.StatusOK, map[string]any{"success": true, "message": t.sent, "data": res.Raw})
 	return nil
 }

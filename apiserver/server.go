@@ -102,6 +102,8 @@ func New(d Deps) http.Handler {
 			r.Post("/send-bulk-template", s.handle(s.sendBulkTemplate))
 
 			r.Get("/task-status/{task_id}", s.handle(s.taskStatus))
+			r.Get("/task-status/{task_id}/recipients", s.handle(s.taskRecipients))
+			r.Get("/messages/{wamid}", s.handle(s.message))
 			r.Get("/media/{media_id}", s.handle(s.media))
 
 			r.Get("/numbers", s.handle(s.listNumbers))

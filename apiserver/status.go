@@ -17,9 +17,10 @@ import (
 func (s *Server) status(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
 	var whatsapp, queue, ws bool
-	var send map[string]any
+	var send, delivery map[string]any
 	var wg sync.WaitGroup
 	wg.Go(func() { whatsapp = s.whatsAppReachable(ctx) })
+	wg.Go(func() { delivery = s.deliveryState(ctx) })
 	wg.Go(func() { send = s.sendState(ctx) })
 	wg.Go(func() { queue = s.queueServiceOK(ctx) })
 	wg.Go(func() { ws = s.websocketAvailable(ctx) })
@@ -40,6 +41,9 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) error {
 	}
 	if send != nil {
 		body["whatsapp_send"] = send
+	}
+	if delivery != nil {
+		body["delivery_tracking"] = delivery
 	}
 	if warnings := s.Config.SecurityWarnings(); len(warnings) > 0 {
 		body["warnings"] = warnings

@@ -36,13 +36,15 @@ func (s *Server) taskStatus(w http.ResponseWriter, r *http.Request) error {
 	if errs == nil {
 		errs = []shared.RecipientError{}
 	}
+	result := map[string]any{
+		"sent": st.Result.Sent, "failed": st.Result.Failed, "total": st.Result.Total, "errors": errs,
+	}
+	s.deliveryResult(r.Context(), id, result, &st)
 	body := map[string]any{
-		"task_id": st.TaskID,
-		"kind":    st.Kind,
-		"status":  st.Status,
-		"result": map[string]any{
-			"sent": st.Result.Sent, "failed": st.Result.Failed, "total": st.Result.Total, "errors": errs,
-		},
+		"task_id":      st.TaskID,
+		"kind":         st.Kind,
+		"status":       st.Status,
+		"result":       result,
 		"created_at":   st.CreatedAt.UTC().Format(time.RFC3339),
 		"completed_at": formatTime(st.CompletedAt),
 	}

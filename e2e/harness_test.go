@@ -95,6 +95,11 @@ type StackOptions struct {
 	// moved by a chunk, as a slow task's do, instead of after activities'
 	// DefaultRangeMinTime: for tests about the activities and runs of a history.
 	ChunkReturns bool
+	// Statuses is the sandbox's status plan (delays, later failures, read share); the
+	// zero value posts sent, delivered and read for every message.
+	Statuses sandbox.StatusPlan
+	// RelayStatuses is RELAY_STATUSES.
+	RelayStatuses bool
 }
 
 // Stack is a running wagate for one test.
@@ -166,6 +171,7 @@ func NewStack(t *testing.T, o StackOptions) *Stack {
 	}
 	cfg.WhatsAppMaxMPS = 100000
 	cfg.MediaFetchAllowPrivate = true // the sandbox's sample media is on loopback
+	cfg.RelayStatuses = o.RelayStatuses
 	if o.MPS > 0 {
 		cfg.WhatsAppMaxMPS = o.MPS
 	}
@@ -179,6 +185,7 @@ func NewStack(t *testing.T, o StackOptions) *Stack {
 		MPS:               o.MPS,
 		AppSecret:         o.AppSecret,
 		Logger:            logger.With("component", "sandbox"),
+		Statuses:          o.Statuses,
 	}
 	if o.SandboxWebhooks {
 		sbOpts.WebhookURL = s.API + "/webhook"

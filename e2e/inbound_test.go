@@ -601,6 +601,11 @@ func TestInboundContractShapes(t *testing.T) {
 		t.Errorf("GET /api/status warnings = %v, want the one about the missing API key", out["warnings"])
 	}
 	delete(out, "warnings")
+	// And delivery tracking's totals (docs/delivery.md).
+	if d, _ := out["delivery_tracking"].(map[string]any); d["relay_statuses"] != false {
+		t.Errorf("GET /api/status delivery_tracking = %v, want relay_statuses false and the totals", out["delivery_tracking"])
+	}
+	delete(out, "delivery_tracking")
 	if code != http.StatusOK || !sameMap(out, wantStatus) {
 		t.Errorf("GET /api/status = %d %v; want 200 %v", code, out, wantStatus)
 	}

@@ -120,36 +120,6 @@ func (s *Store) DeleteRelaySpill(ctx context.Context, key string) error {
 // trying to deliver for 30 days.
 const StatusTTL = 30 * 24 * time.Hour
 
-// deliveryStatusScript applies one status monotonically. Every status received is remembered in
-// seen:<status>; the main fields move only forward, and never away from failed.
-var deliveryStatusScript = redis.NewScript(`
-local rank = {sent=1, delivered=2, read=3, played=4, failed=5}
-local new = ARGV[1]
-redis.call('HSET', KEYS[1], 'seen:' .. new, ARGV[2])
-redis.call('PEXPIRE', KEYS[1], ARGV[6])
-local cur = redis.call('HGET', KEYS[1], 'status')
-if cur then
-  if cur == 'failed' then return 0 end
-  if (rank[new] or 0) <= (rank[cur] or 0) then return 0 end
-end
-redis.call('HSET', KEYS[1], 'id', ARGV[7], 'status', new, 'timestamp', ARGV[2], 'recipient_id', ARGV[3])
-if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'errors', ARGV[4]) end
-if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'biz_opaque_callback_data', ARGV[5]) end
-return 1
-`)
-
-// ApplyStatus records one status webhook item. It reports whether the item advanced the
-// message's status; late or repeated statuses are remembered in Seen only.
-func (s *Store) ApplyStatus(ctx context.Context, st shared.DeliveryStatus) (bool, error) {
-	n, err := deliveryStatusScript.Run(ctx, s.rdb, []string{s.statusKey(st.ID)},
-		st.Status, st.Timestamp, st.RecipientID, string(st.Errors), st.BizOpaqueCallbackData,
-		StatusTTL.Milliseconds(), st.ID).Int()
-	if err != nil {
-		return false, fmt.Errorf("redis: apply status %s %s: %w", st.ID, st.Status, err)
-	}
-	return n == 1, nil
-}
-
 // GetStatus returns the delivery status of the outbound message wamid, or
 // shared.ErrNotFound when no status arrived for it.
 func (s *Store) GetStatus(ctx context.Context, wamid string) (shared.DeliveryStatus, error) {

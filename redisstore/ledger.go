@@ -42,6 +42,10 @@ type LedgerEntry struct {
 	// the next attempt after a crash) resumes it exactly.
 	Charged, Paired, Throttled int
 	RetryAt                    time.Time // when Retry: not before
+
+	// Phone is the recipient's, for delivery tracking when a final outcome is recorded
+	// (not stored in the ledger itself); when empty it is read from the staged message.
+	Phone string
 }
 
 // The ledger stores one short string per recipient ("c<owner>" or
@@ -85,12 +89,15 @@ return 1
 `)
 
 // ledgerRecordScript writes a final outcome (ARGV[4]) once and counts it in the progress
-// counter named ARGV[5]. It returns 1 when it wrote, 0 when the entry was already final.
-var ledgerRecordScript = redis.NewScript(ledgerNewBucket + `
+// counter named ARGV[5], and records it for delivery tracking (delivery.go) in the same
+// step, so that a status webhook that raced ahead of it is applied now. It returns 1 when
+// it wrote, 0 when the entry was already final.
+var ledgerRecordScript = redis.NewScript(ledgerNewBucket + trackRecordLua + `
 if final(redis.call('HGET', KEYS[1], ARGV[1])) then return 0 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[4])
 redis.call('HINCRBY', KEYS[2], ARGV[5], 1)
 touch()
+trackRecord()
 return 1
 `)
 
@@ -178,7 +185,14 @@ func (s *Store) Record(ctx context.Context, taskID string, index int, e LedgerEn
 	default:
 		return false, fmt.Errorf("redis: record recipient %d of task %s: state %q is not final", index, taskID, e.State)
 	}
-	n, err := s.ledgerScript(ctx, ledgerRecordScript, taskID, index, encodeEntry(e), counter)
+	if index < 0 {
+		return false, fmt.Errorf("redis: record recipient %d of task %s: negative index", index, taskID)
+	}
+	b := index / ledgerBucket
+	tkeys, targs := s.trackArgs(taskID, index, e)
+	keys := append([]string{s.ledgerKey(taskID, b), s.progressKey(taskID), s.msgsKey(taskID)}, tkeys...)
+	args := append([]any{index % ledgerBucket, b, defaultTaskTTL.Milliseconds(), encodeEntry(e), counter}, targs...)
+	n, err := ledgerRecordScript.Run(ctx, s.rdb, keys, args...).Int()
 	if err != nil {
 		return false, fmt.Errorf("redis: record recipient %d of task %s: %w", index, taskID, err)
 	}

@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"sync/atomic"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/redis/go-redis/v9"
@@ -24,6 +25,8 @@ type Store struct {
 	// random read per send: a random prefix per Store, then a counter.
 	tokenPrefix string
 	tokens      atomic.Uint64
+	// trackTTL is how long delivery tracking is kept (SetDeliveryTTL).
+	trackTTL time.Duration
 }
 
 // New returns a Store on rdb whose keys start with prefix (DefaultPrefix when empty).

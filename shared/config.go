@@ -57,6 +57,11 @@ type Config struct {
 	// SummaryTTL is how long a finished task's summary is kept in Redis, so that
 	// task-status still answers after Temporal's retention dropped the workflow.
 	SummaryTTL time.Duration `env:"TASK_SUMMARY_TTL" envDefault:"720h"`
+
+	// RelayStatuses also relays every status webhook item (sent, delivered, read,
+	// failed) to WEBSOCKET_URL, in the relay's order, in the envelope of a relayed
+	// message; off, only messages are relayed, as the contract says.
+	RelayStatuses bool `env:"RELAY_STATUSES" envDefault:"false"`
 }
 
 // LoadConfig parses the environment into a Config and checks it.

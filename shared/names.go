@@ -31,6 +31,10 @@ const (
 	// MemoWaiting says, while it is not empty, what the task waits on (the Graph API
 	// circuit of its number is open) and since when.
 	MemoWaiting = "waiting"
+	// MemoDelivered and MemoRead are the task's delivery counts (status webhooks), as of
+	// its last send activity.
+	MemoDelivered = "delivered"
+	MemoRead      = "read"
 )
 
 // Activity names of the bulk workflow; the activities are methods of the same names on

@@ -129,6 +129,10 @@ type RangeResult struct {
 	Errors       []RecipientError `json:"errors,omitempty"`
 	Waiting      string           `json:"waiting,omitempty"`
 	WaitingSince *time.Time       `json:"waiting_since,omitempty"`
+	// Delivered and Read are the task's delivery counts when the activity returned (the
+	// whole task's, from status webhooks), for the Web UI memo.
+	Delivered int `json:"delivered,omitempty"`
+	Read      int `json:"read,omitempty"`
 }
 
 // ChunkResult counts one chunk's outcome; Errors is capped at MaxTaskErrors.

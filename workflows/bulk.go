@@ -126,6 +126,9 @@ func (b *bulk) sendChunks(ctx workflow.Context, perRun int) error {
 // circuit of its number is open) goes into the memo and the status query.
 func (b *bulk) sendRanges(ctx workflow.Context, perRun int) error {
 	rangeCtx := workflow.WithActivityOptions(ctx, rangeOptions)
+	// Version 1 of delivery-memo shows the delivery counts in the memo; runs recorded
+	// before it replay without them.
+	b.deliveryMemo = workflow.GetVersion(ctx, deliveryMemoChange, workflow.DefaultVersion, 1) == 1
 	for calls := 0; b.in.Cursor < b.in.Total; calls++ {
 		if calls >= perRun || workflow.GetInfo(ctx).GetContinueAsNewSuggested() {
 			return workflow.NewContinueAsNewError(ctx, BulkSend, b.in)
@@ -145,6 +148,7 @@ func (b *bulk) sendRanges(ctx workflow.Context, perRun int) error {
 		}
 		b.add(shared.ChunkResult{Sent: res.Sent, Failed: res.Failed, Errors: res.Errors}, res.Frontier-b.in.Cursor)
 		b.in.Waiting, b.in.WaitingSince = res.Waiting, res.WaitingSince
+		b.delivered, b.read = res.Delivered, res.Read
 		b.upsertMemo(ctx)
 	}
 	b.in.Waiting, b.in.WaitingSince = "", nil
@@ -155,7 +159,15 @@ type bulk struct {
 	in           shared.BulkInput
 	completedAt  *time.Time
 	shownWaiting bool // the memo's waiting field is set
+	// deliveryMemo: the memo carries delivered and read, the counts the last SendRange
+	// read from Redis.
+	deliveryMemo    bool
+	delivered, read int
 }
+
+// deliveryMemoChange is the workflow.GetVersion change id of the delivery counts in the
+// memo.
+const deliveryMemoChange = "delivery-memo"
 
 // waitingText is the memo's waiting field, in the Spanish of the API's messages.
 func waitingText(kind string, since *time.Time) string {
@@ -235,6 +247,10 @@ func (b *bulk) upsertMemo(ctx workflow.Context) {
 		// did stay as they were.
 		memo[shared.MemoWaiting] = waitingText(b.in.Waiting, b.in.WaitingSince)
 		b.shownWaiting = b.in.Waiting != ""
+	}
+	if b.deliveryMemo {
+		memo[shared.MemoDelivered] = b.delivered
+		memo[shared.MemoRead] = b.read
 	}
 	_ = workflow.UpsertMemo(ctx, memo)
 }

@@ -16,7 +16,7 @@ import (
 // continuous-send (two SendRange activities). A change that breaks either needs
 // workflow.GetVersion.
 func TestBulkSendReplaysRecordedHistory(t *testing.T) {
-	for _, file := range []string{"testdata/bulk_v1.json", "testdata/bulk_v2.json"} {
+	for _, file := range []string{"testdata/bulk_v1.json", "testdata/bulk_v2.json", "testdata/bulk_v3.json"} {
 		t.Run(file, func(t *testing.T) {
 			r := worker.NewWorkflowReplayer()
 			r.RegisterWorkflowWithOptions(BulkSend, workflow.RegisterOptions{Name: shared.BulkWorkflowName})

@@ -66,6 +66,7 @@ type options struct {
 	template  bool   // also measure the template campaign row (template.go)
 	only      string // "faults": only those rows
 	inbound   bool   // also compare the inbound relay with a plain Redis-list relay (inbound.go)
+	delivery  bool   // also measure status webhooks and delivery tracking's memory (delivery.go)
 }
 
 func main() {
@@ -89,7 +90,8 @@ func run(ctx context.Context) error {
 	flag.StringVar(&o.command, "command", "make bench", "the command recorded in the report")
 	flag.BoolVar(&o.faults, "faults", true, "also measure the fault rows: fault mix, incident mid-task, real limit below WHATSAPP_MAX_MPS")
 	flag.BoolVar(&o.template, "template", true, "also measure a template campaign (send-bulk-template, checked against the registry) against a plain pool")
-	flag.StringVar(&o.only, "only", "", `"faults": measure only the fault rows and rewrite only their section of -out`)
+	flag.StringVar(&o.only, "only", "", `"faults" or "delivery": measure only those rows and rewrite only their section of -out`)
+	flag.BoolVar(&o.delivery, "delivery", true, "also measure delivery tracking: status webhook acks at 500/s and Redis bytes per recipient (delivery.go)")
 	flag.BoolVar(&o.inbound, "inbound", true, "also compare the inbound relay with a plain Redis-list relay (inbound.go)")
 	flag.Parse()
 	for _, w := range strings.FieldsFunc(workers, func(r rune) bool { return r == ',' }) {
@@ -107,6 +109,9 @@ func run(ctx context.Context) error {
 	defer b.stop()
 	if o.only == "faults" {
 		return b.runFaultsOnly(ctx, o)
+	}
+	if o.only == "delivery" {
+		return b.runDeliveryOnly(ctx, o)
 	}
 
 	var rows []row
@@ -162,6 +167,13 @@ func run(ctx context.Context) error {
 		if report, err = b.appendInbound(ctx, report); err != nil {
 			return err
 		}
+	}
+	if o.delivery {
+		md, err := b.deliverySection(ctx)
+		if err != nil {
+			return err
+		}
+		report = spliceDelivery(report, md)
 	}
 	if o.out != "" {
 		if err := os.MkdirAll(filepath.Dir(o.out), 0o755); err != nil {

@@ -30,12 +30,16 @@ type config struct {
 	PairBurst int           `env:"SANDBOX_PAIR_BURST"`
 	// Faults is the JSON of PUT /_sandbox/faults applied at start, for example a fault
 	// mix: {"mix": {"seed": 1, "server_error": 0.02, "pair_rate": 0.01, "permanent": 0.005}}.
-	Faults        string        `env:"SANDBOX_FAULTS"`
-	StatusDelay   time.Duration `env:"SANDBOX_STATUS_DELAY" envDefault:"200ms"`
-	WebhookURL    string        `env:"SANDBOX_WEBHOOK_URL"`
-	AppSecret     string        `env:"WHATSAPP_APP_SECRET"`
-	Token         string        `env:"WHATSAPP_TOKEN"`
-	PhoneNumberID string        `env:"WHATSAPP_PHONE_NUMBER_ID"`
+	Faults      string        `env:"SANDBOX_FAULTS"`
+	StatusDelay time.Duration `env:"SANDBOX_STATUS_DELAY" envDefault:"200ms"`
+	// Statuses is the JSON of PUT /_sandbox/statuses applied at start: per-status delays,
+	// a share of later failures, a share of read messages, e.g.
+	// {"delivered_delay": "1s", "failed": 0.05, "read": 0.6}.
+	Statuses      string `env:"SANDBOX_STATUSES"`
+	WebhookURL    string `env:"SANDBOX_WEBHOOK_URL"`
+	AppSecret     string `env:"WHATSAPP_APP_SECRET"`
+	Token         string `env:"WHATSAPP_TOKEN"`
+	PhoneNumberID string `env:"WHATSAPP_PHONE_NUMBER_ID"`
 }
 
 func main() {
@@ -77,6 +81,15 @@ func run(ctx context.Context) error {
 	})
 	defer sb.Close()
 	sb.SetFaults(faults)
+	if cfg.Statuses != "" {
+		plan := sb.StatusPlan()
+		if err := plan.UpdateJSON([]byte(cfg.Statuses)); err != nil {
+			return fmt.Errorf("config: SANDBOX_STATUSES: %w", err)
+		}
+		if err := sb.SetStatusPlan(plan); err != nil {
+			return fmt.Errorf("config: SANDBOX_STATUSES: %w", err)
+		}
+	}
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {

@@ -270,6 +270,16 @@ func startSandbox(g *app.Group, cfg *shared.Config, apiPort int, logger *slog.Lo
 		AppSecret:         cfg.WhatsAppAppSecret,
 		Logger:            logger.With("component", "sandbox"),
 	})
+	if js := os.Getenv("SANDBOX_STATUSES"); js != "" {
+		// The sandbox's status plan (per-status delays, later failures, read share), as
+		// PUT /_sandbox/statuses takes it.
+		plan := sb.StatusPlan()
+		if err := plan.UpdateJSON([]byte(js)); err != nil {
+			sb.Close()
+			return fmt.Errorf("SANDBOX_STATUSES: %w", err)
+		}
+		_ = sb.SetStatusPlan(plan)
+	}
 	stopHTTP, failed := app.ServeHTTP(ln, sb.Handler())
 	g.Add("sandbox", func(ctx context.Context) error {
 		err := stopHTTP(ctx)

@@ -21,6 +21,7 @@ const (
 	CodeReEngagement       = 131047
 	CodeSpamRateLimit      = 131048
 	CodeEcosystem          = 131049
+	CodeExperiment         = 130472
 	CodeMarketingOptOut    = 131050
 	CodeUnsupportedType    = 131051
 	CodeMediaUpload        = 131053
@@ -48,6 +49,7 @@ var titles = map[int]string{
 	CodeReEngagement:       "Re-engagement message",
 	CodeSpamRateLimit:      "Spam rate limit hit",
 	CodeEcosystem:          "Message failed to send to maintain healthy ecosystem engagement",
+	CodeExperiment:         "User's number is part of an experiment",
 	CodeMarketingOptOut:    "User has chosen to stop receiving marketing messages",
 	CodeUnsupportedType:    "Unsupported message type",
 	CodeMediaUpload:        "Media upload error",

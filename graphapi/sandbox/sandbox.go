@@ -63,7 +63,12 @@ type Options struct {
 	// AppSecret keys the X-Hub-Signature-256 header of those webhooks; unsigned when empty.
 	AppSecret   string
 	StatusDelay time.Duration // spacing between sent -> delivered -> read (default 200ms)
-	Logger      *slog.Logger
+	// Statuses is the status plan: per-status delays (a zero delay is StatusDelay), a
+	// share of later failures and a share of read messages (see StatusPlan); the zero
+	// value posts sent, delivered and read for every message. SetStatusPlan and PUT
+	// /_sandbox/statuses change it at run time.
+	Statuses StatusPlan
+	Logger   *slog.Logger
 	// Templates is the message template registry that template sends are checked
 	// against and GET /{waba-id}/message_templates lists; nil = DefaultTemplates().
 	Templates []Template
@@ -258,7 +263,13 @@ func New(opts Options) *Server {
 	s.faults.Store(&Faults{})
 	s.resetLocked()
 	if opts.WebhookURL != "" {
-		s.hooks = newWebhooks(opts.WebhookURL, opts.AppSecret, opts.StatusDelay, log)
+		plan := opts.Statuses
+		for _, d := range []*time.Duration{&plan.SentDelay, &plan.DeliveredDelay, &plan.ReadDelay} {
+			if *d <= 0 {
+				*d = opts.StatusDelay
+			}
+		}
+		s.hooks = newWebhooks(opts.WebhookURL, opts.AppSecret, plan, log)
 	}
 	return s
 }
@@ -322,6 +333,7 @@ func (s *Server) Reset() {
 	if s.hooks != nil {
 		s.hooks.sent.Store(0)
 		s.hooks.failed.Store(0)
+		s.hooks.posted.reset()
 	}
 }
 
@@ -636,10 +648,7 @@ func (s *Server) send(w http.ResponseWriter, r *http.Request, pnid string, body 
 		if req.typ == "template" {
 			category = "utility"
 		}
-		s.hooks.enqueue(statusEvent{
-			due: time.Now().Add(s.opts.StatusDelay), wamid: wamid, to: req.digits,
-			pnid: pnid, opaque: req.opaque, category: category,
-		})
+		s.hooks.accepted(statusEvent{wamid: wamid, to: req.digits, pnid: pnid, opaque: req.opaque, category: category})
 	}
 	if chance(f.Timeout) {
 		d := f.TimeoutDelay
@@ -832,6 +841,8 @@ func (s *Server) serveControl(w http.ResponseWriter, r *http.Request, parts []st
 	case len(parts) == 2 && parts[0] == "assets" && (r.Method == http.MethodGet || r.Method == http.MethodHead):
 		serveAsset(w, r, parts[1])
 	case len(parts) >= 1 && parts[0] == "templates" && s.serveTemplateControl(w, r, parts):
+	case len(parts) == 1 && parts[0] == "statuses" && (r.Method == http.MethodGet || r.Method == http.MethodPut):
+		s.serveStatuses(w, r)
 	case route == "GET stats":
 		writeJSON(w, http.StatusOK, s.Stats())
 	case route == "POST reset":

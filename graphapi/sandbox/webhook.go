@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"bytes"
+	"container/heap"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -28,26 +29,60 @@ const (
 	webhookTimeout = 10 * time.Second
 )
 
-var statusOrder = []string{"sent", "delivered", "read"}
-
 // statusEvent is one status of one accepted message, due at a given time.
 type statusEvent struct {
 	due      time.Time
-	step     int // index in statusOrder
+	step     int // index in the message's statuses
 	wamid    string
 	to       string
 	pnid     string
 	opaque   string
 	category string
+	// fate is what the message comes to (its statuses, drawn from the plan when it was
+	// accepted); failCode the code of its failed status.
+	fate     fate
+	failCode int
+}
+
+// fate is the sequence of statuses of one message.
+type fate byte
+
+const (
+	fateRead      fate = iota // sent, delivered, read
+	fateDelivered             // sent, delivered: never read
+	fateFailed                // sent, failed: Meta accepted it and could not deliver it
+)
+
+var fateStatuses = map[fate][]string{
+	fateRead:      {"sent", "delivered", "read"},
+	fateDelivered: {"sent", "delivered"},
+	fateFailed:    {"sent", "failed"},
+}
+
+func (ev statusEvent) status() string { return fateStatuses[ev.fate][ev.step] }
+
+// eventHeap orders pending statuses by when they are due.
+type eventHeap []statusEvent
+
+func (h eventHeap) Len() int           { return len(h) }
+func (h eventHeap) Less(i, j int) bool { return h[i].due.Before(h[j].due) }
+func (h eventHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *eventHeap) Push(x any)        { *h = append(*h, x.(statusEvent)) }
+func (h *eventHeap) Pop() any {
+	old := *h
+	ev := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return ev
 }
 
 // webhooks posts status updates through a bounded pool. Every accepted message enters the
 // pending queue without blocking; the next status of a message is queued only after the
-// previous one was posted, so each message is seen sent -> delivered -> read.
+// previous one was posted, so each message is seen in its order (sent -> delivered ->
+// read, or sent -> failed), each status after its own delay (the StatusPlan).
 type webhooks struct {
 	url    string
 	secret []byte
-	delay  time.Duration
+	plan   atomic.Pointer[StatusPlan]
 	client *http.Client
 	log    *slog.Logger
 
@@ -55,17 +90,17 @@ type webhooks struct {
 	work    chan statusEvent
 	sent    atomic.Int64
 	failed  atomic.Int64
+	posted  postedLog
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 }
 
-func newWebhooks(url, secret string, delay time.Duration, log *slog.Logger) *webhooks {
+func newWebhooks(url, secret string, plan StatusPlan, log *slog.Logger) *webhooks {
 	ctx, cancel := context.WithCancel(context.Background())
 	h := &webhooks{
 		url:    url,
 		secret: []byte(secret),
-		delay:  delay,
 		client: &http.Client{
 			Timeout:   webhookTimeout,
 			Transport: &http.Transport{MaxIdleConnsPerHost: webhookWorkers, IdleConnTimeout: 30 * time.Second},
@@ -75,12 +110,23 @@ func newWebhooks(url, secret string, delay time.Duration, log *slog.Logger) *web
 		work:    make(chan statusEvent, webhookBatch),
 		cancel:  cancel,
 	}
+	h.plan.Store(&plan)
+	h.posted.reset()
 	h.wg.Add(1 + webhookWorkers)
 	go h.dispatch(ctx)
 	for range webhookWorkers {
 		go h.worker(ctx)
 	}
 	return h
+}
+
+// accepted queues the statuses of a message Meta just accepted, its fate drawn from the
+// plan in force.
+func (h *webhooks) accepted(ev statusEvent) {
+	p := h.plan.Load()
+	ev.fate, ev.failCode = p.fate(ev.to)
+	ev.due = time.Now().Add(p.delay(ev))
+	h.enqueue(ev)
 }
 
 // enqueue never blocks: a full queue drops the status and counts it failed.
@@ -92,31 +138,43 @@ func (h *webhooks) enqueue(ev statusEvent) {
 	}
 }
 
-// dispatch releases pending statuses when they are due. The queue is nearly in due order
-// because every status waits the same delay, so waiting on its head is enough.
+// dispatch releases pending statuses when they are due, earliest first: statuses wait
+// different delays, so arrival order is not due order.
 func (h *webhooks) dispatch(ctx context.Context) {
 	defer h.wg.Done()
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
+	var q eventHeap
 	for {
-		var ev statusEvent
-		select {
-		case <-ctx.Done():
-			return
-		case ev = <-h.pending:
-		}
-		if d := time.Until(ev.due); d > 0 {
-			timer.Reset(d)
-			select {
-			case <-ctx.Done():
-				return
-			case <-timer.C:
+		var wake <-chan time.Time
+		var out chan statusEvent
+		var head statusEvent
+		if len(q) > 0 {
+			if d := time.Until(q[0].due); d > 0 {
+				timer.Reset(d)
+				wake = timer.C
+			} else {
+				out, head = h.work, q[0]
 			}
 		}
 		select {
 		case <-ctx.Done():
 			return
-		case h.work <- ev:
+		case ev := <-h.pending:
+			if len(q) >= webhookQueue {
+				h.failed.Add(1)
+				continue
+			}
+			heap.Push(&q, ev)
+		case <-wake:
+		case out <- head:
+			heap.Pop(&q)
+		}
+		if wake != nil && !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
 		}
 	}
 }
@@ -146,12 +204,16 @@ func (h *webhooks) worker(ctx context.Context) {
 			h.log.Debug("status webhook failed", "url", h.url, "statuses", len(batch), "err", err)
 		} else {
 			h.sent.Add(int64(len(batch)))
+			for _, ev := range batch {
+				h.posted.note(ev.wamid, ev.status(), ev.failCode)
+			}
 		}
 		now := time.Now()
+		p := h.plan.Load()
 		for _, ev := range batch {
-			if ev.step+1 < len(statusOrder) {
+			if ev.step+1 < len(fateStatuses[ev.fate]) {
 				ev.step++
-				ev.due = now.Add(h.delay)
+				ev.due = now.Add(p.delay(ev))
 				h.enqueue(ev)
 			}
 		}
@@ -185,12 +247,22 @@ type webhookMetadata struct {
 }
 
 type webhookStatus struct {
-	ID                    string   `json:"id"`
-	Status                string   `json:"status"`
-	Timestamp             string   `json:"timestamp"`
-	RecipientID           string   `json:"recipient_id"`
-	BizOpaqueCallbackData string   `json:"biz_opaque_callback_data,omitempty"`
-	Pricing               *pricing `json:"pricing,omitempty"`
+	ID                    string         `json:"id"`
+	Status                string         `json:"status"`
+	Timestamp             string         `json:"timestamp"`
+	RecipientID           string         `json:"recipient_id"`
+	BizOpaqueCallbackData string         `json:"biz_opaque_callback_data,omitempty"`
+	Pricing               *pricing       `json:"pricing,omitempty"`
+	Errors                []statusErrObj `json:"errors,omitempty"`
+}
+
+// statusErrObj is an errors[] item of a failed status, Meta's shape.
+type statusErrObj struct {
+	Code      int               `json:"code"`
+	Title     string            `json:"title"`
+	Message   string            `json:"message"`
+	ErrorData map[string]string `json:"error_data"`
+	Href      string            `json:"href"`
 }
 
 type pricing struct {
@@ -209,13 +281,19 @@ func (h *webhooks) post(ctx context.Context, batch []statusEvent) error {
 	for _, ev := range batch {
 		st := webhookStatus{
 			ID:                    ev.wamid,
-			Status:                statusOrder[ev.step],
+			Status:                ev.status(),
 			Timestamp:             ts,
 			RecipientID:           ev.to,
 			BizOpaqueCallbackData: ev.opaque,
 		}
-		if ev.step == 0 {
+		switch {
+		case ev.step == 0:
 			st.Pricing = &pricing{Billable: true, PricingModel: "PMP", Type: "regular", Category: ev.category}
+		case st.Status == "failed":
+			title := titles[ev.failCode]
+			st.Errors = []statusErrObj{{Code: ev.failCode, Title: title, Message: title,
+				ErrorData: map[string]string{"details": failedDetails(ev.failCode)},
+				Href:      "https://developers.facebook.com/docs/whatsapp/cloud-api/support/error-codes/"}}
 		}
 		if _, seen := byPNID[ev.pnid]; !seen {
 			order = append(order, ev.pnid)

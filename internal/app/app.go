@@ -92,6 +92,8 @@ func OpenRedis(ctx context.Context, cfg shared.Config) (*redisstore.Store, error
 	if err != nil {
 		return nil, err
 	}
+	// Delivery tracking lasts as long as the task summaries it keeps moving.
+	store.SetDeliveryTTL(cfg.SummaryTTL)
 	pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	if err := store.Ping(pingCtx); err != nil {
