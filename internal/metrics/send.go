@@ -16,7 +16,7 @@ import (
 var (
 	sends = register("wagate_sends_total", prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "wagate_sends_total",
-		Help: "Graph API sends by phone number, outcome (sent, or the failure's class: retryable, rate_limited, pair_rate_limited, permanent, auth; abandoned: admitted, then not made or its answer unknown because the caller gave up) and Meta's error code (none without one).",
+		Help: "Graph API sends by phone number, outcome (sent, or the failure's class: retryable, rate_limited, pair_rate_limited, permanent, auth; abandoned: admitted, then not made or its answer unknown because the caller gave up) and Meta's error code (http_<status> for an answer without Meta's error object, none without an answer).",
 	}, []string{"phone_number_id", "outcome", "code"}))
 	governorRate = register("wagate_governor_rate_mps", prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "wagate_governor_rate_mps",
@@ -68,7 +68,8 @@ type Number struct {
 
 type failureKey struct {
 	class graphapi.Class
-	code  int // -1: no Meta error code
+	code  int  // Meta's error code; -1: none (a network failure, a time-out); -2: past maxCodes
+	http  bool // code is the HTTP status of an answer without Meta's error object
 }
 
 var (
@@ -114,8 +115,11 @@ func (n *Number) Send(class graphapi.Class, err error) {
 	}
 	k := failureKey{class: class, code: -1}
 	var ge *graphapi.Error
-	if errors.As(err, &ge) {
+	switch {
+	case errors.As(err, &ge) && (ge.Code != 0 || ge.Type != ""): // Meta's error object
 		k.code = ge.Code
+	case ge != nil: // an answer without one (a proxy's HTML 502): its HTTP status
+		k.code, k.http = ge.HTTPStatus, true
 	}
 	n.mu.RLock()
 	c, ok := n.failures[k]
@@ -132,10 +136,20 @@ func (n *Number) bindFailure(k failureKey) prometheus.Counter {
 	if c, ok := n.failures[k]; ok {
 		return c
 	}
+	if k.code >= 0 && len(n.failures) >= maxCodes {
+		// Past the bound every new code of the class shares one series, and the map
+		// stops growing.
+		k = failureKey{class: k.class, code: -2}
+		if c, ok := n.failures[k]; ok {
+			return c
+		}
+	}
 	code := "none"
 	switch {
-	case k.code >= 0 && len(n.failures) >= maxCodes:
+	case k.code == -2:
 		code = "other"
+	case k.http:
+		code = "http_" + strconv.Itoa(k.code)
 	case k.code >= 0:
 		code = strconv.Itoa(k.code)
 	}

@@ -164,3 +164,14 @@ func sanitize(s string) string {
 	}
 	return string(b)
 }
+
+// SDKNames are the Temporal SDK metrics that docs/grafana-dashboard.json uses, as
+// served (counters with _total, timers as _seconds histograms). A worker that has run
+// a task reports every one of them; the e2e metrics test checks that.
+var SDKNames = []string{
+	"temporal_request_total",
+	"temporal_request_latency_seconds",
+	"temporal_activity_execution_latency_seconds",
+	"temporal_workflow_task_schedule_to_start_latency_seconds",
+	"temporal_worker_task_slots_available",
+}
