@@ -231,3 +231,18 @@ func TestTemporalHandlerServesTheSDKsTaggedSeries(t *testing.T) {
 		t.Errorf("sanitized series = %v, want 1", got)
 	}
 }
+
+// BenchmarkSendPathMetrics is what the send path adds per sent message: the governor
+// wait, the rate, the breaker state and the count.
+func BenchmarkSendPathMetrics(b *testing.B) {
+	n := ForNumber("100000000000096", 80)
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			n.Admitted(3 * time.Millisecond)
+			n.Rate(80)
+			n.Breaker(false)
+			n.Send(0, nil)
+		}
+	})
+}
