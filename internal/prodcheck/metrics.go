@@ -34,7 +34,7 @@ func (c *check) checkMetrics(ctx context.Context) error {
 		requests += r
 		acks += a
 	}
-	var sent, failed, waits, relayed float64
+	var sent, failed, abandoned, waits, relayed float64
 	scraped := 0
 	for _, w := range c.workers {
 		url := c.metricsURL[w]
@@ -47,8 +47,10 @@ func (c *check) checkMetrics(ctx context.Context) error {
 			continue
 		}
 		scraped++
-		sent += m.Value("wagate_sends_total", map[string]string{"outcome": "sent"})
-		failed += m.Value("wagate_sends_total", nil) - m.Value("wagate_sends_total", map[string]string{"outcome": "sent"})
+		s, a := m.Value("wagate_sends_total", map[string]string{"outcome": "sent"}), m.Value("wagate_sends_total", map[string]string{"outcome": "abandoned"})
+		sent += s
+		abandoned += a
+		failed += m.Value("wagate_sends_total", nil) - s - a
 		waits += m.Value("wagate_governor_wait_seconds_count", nil)
 		relayed += m.Value("wagate_relay_frames_total", map[string]string{"result": "relayed"})
 		for _, name := range metrics.SDKNames {
@@ -63,8 +65,8 @@ func (c *check) checkMetrics(ctx context.Context) error {
 	if sent == 0 || waits < sent {
 		fail("the running workers counted %v sends sent and %v governor waits; want sends, each after a wait", sent, waits)
 	}
-	c.say("metrics: apiservers counted %.0f HTTP requests and %.0f webhook acks; the %d running workers %.0f sends sent, %.0f failed answers, %.0f governor waits, %.0f frames relayed (the killed worker's counts went with it)",
-		requests, acks, scraped, sent, failed, waits, relayed)
+	c.say("metrics: apiservers counted %.0f HTTP requests and %.0f webhook acks; the %d running workers %.0f sends sent, %.0f failed, %.0f abandoned, %.0f governor waits, %.0f frames relayed (the killed worker's counts went with it)",
+		requests, acks, scraped, sent, failed, abandoned, waits, relayed)
 	if len(failures) > 0 {
 		return errors.New(strings.Join(failures, "; "))
 	}
