@@ -20,7 +20,8 @@ import (
 )
 
 // The API counts its requests by route pattern, its direct sends by outcome and code,
-// and its webhooks, and serves all of it at /metrics without the API key.
+// the breaker they open, and its webhooks, and serves all of it at /metrics without the
+// API key.
 func TestMetricsCountRequestsSendsAndWebhooks(t *testing.T) {
 	const pnid = "100000000000042"
 	sb := sandbox.New(sandbox.Options{PhoneNumberID: pnid, Token: "tok"})
@@ -70,9 +71,13 @@ func TestMetricsCountRequestsSendsAndWebhooks(t *testing.T) {
 	if st := call(http.MethodPost, "/api/send-message", `{"phone":"573123456789","message":"hola"}`, nil); st != http.StatusOK {
 		t.Fatalf("send-message = %d, want 200", st)
 	}
+	// Meta fails: the run of failures opens the number's breaker, and the send after it
+	// is refused without a call to Meta (no send counted).
 	sb.SetFaults(sandbox.Faults{ServerError: 1})
-	if st := call(http.MethodPost, "/api/send-message", `{"phone":"573123456789","message":"hola"}`, nil); st != http.StatusServiceUnavailable {
-		t.Fatalf("send-message during Meta's failure = %d, want 503", st)
+	for range redisstore.DefaultBreakerOptions.Threshold + 1 {
+		if st := call(http.MethodPost, "/api/send-message", `{"phone":"573123456789","message":"hola"}`, nil); st != http.StatusServiceUnavailable {
+			t.Fatalf("send-message during Meta's failure = %d, want 503", st)
+		}
 	}
 	sb.SetFaults(sandbox.Faults{})
 	body := contractWebhook
@@ -83,6 +88,7 @@ func TestMetricsCountRequestsSendsAndWebhooks(t *testing.T) {
 	}
 	after := scrape()
 
+	threshold := float64(redisstore.DefaultBreakerOptions.Threshold)
 	grew := func(name string, labels map[string]string) float64 {
 		return after.Value(name, labels) - before.Value(name, labels)
 	}
@@ -95,12 +101,13 @@ func TestMetricsCountRequestsSendsAndWebhooks(t *testing.T) {
 		{"wagate_http_requests_total", map[string]string{"method": "GET", "route": "/api/media/{media_id}"}, 1},
 		{"wagate_http_requests_total", map[string]string{"method": "GET", "route": "unmatched", "status": "404"}, 1},
 		{"wagate_http_requests_total", map[string]string{"method": "POST", "route": "/api/send-message", "status": "200"}, 1},
-		{"wagate_http_requests_total", map[string]string{"method": "POST", "route": "/api/send-message", "status": "503"}, 1},
+		{"wagate_http_requests_total", map[string]string{"method": "POST", "route": "/api/send-message", "status": "503"}, threshold + 1},
 		{"wagate_http_requests_total", map[string]string{"method": "POST", "route": "/webhook", "status": "200"}, 2},
-		{"wagate_http_request_duration_seconds_count", map[string]string{"method": "POST", "route": "/api/send-message"}, 2},
+		{"wagate_http_request_duration_seconds_count", map[string]string{"method": "POST", "route": "/api/send-message"}, threshold + 2},
 		{"wagate_sends_total", map[string]string{"phone_number_id": pnid, "outcome": "sent"}, 1},
-		{"wagate_sends_total", map[string]string{"phone_number_id": pnid, "outcome": "retryable", "code": "1"}, 1},
-		{"wagate_governor_wait_seconds_count", map[string]string{"phone_number_id": pnid}, 2},
+		{"wagate_sends_total", map[string]string{"phone_number_id": pnid, "outcome": "retryable", "code": "1"}, threshold},
+		{"wagate_governor_wait_seconds_count", map[string]string{"phone_number_id": pnid}, threshold + 1},
+		{"wagate_breaker_transitions_total", map[string]string{"phone_number_id": pnid, "to": "open"}, 1},
 		{"wagate_webhook_ack_seconds_count", nil, 2},
 		{"wagate_inbound_events_total", map[string]string{"result": "accepted"}, 1},
 		{"wagate_inbound_events_total", map[string]string{"result": "repeat"}, 1},
@@ -108,6 +115,9 @@ func TestMetricsCountRequestsSendsAndWebhooks(t *testing.T) {
 		if d := grew(c.name, c.labels); d != c.want {
 			t.Errorf("%s%v grew by %v, want %v", c.name, c.labels, d, c.want)
 		}
+	}
+	if got := after.Value("wagate_breaker_open", map[string]string{"phone_number_id": pnid}); got != 1 {
+		t.Errorf("wagate_breaker_open = %v with the circuit open, want 1", got)
 	}
 	if got := after.Value("wagate_governor_rate_mps", map[string]string{"phone_number_id": pnid}); got != 80 {
 		t.Errorf("wagate_governor_rate_mps = %v, want the ceiling 80", got)
