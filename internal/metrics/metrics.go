@@ -61,8 +61,7 @@ func Names() []string {
 func Handler() http.Handler {
 	return promhttp.HandlerFor(registry, promhttp.HandlerOpts{
 		// A failing scrape-time read (Redis down) drops that metric, not the scrape.
-		ErrorHandling:     promhttp.ContinueOnError,
-		EnableOpenMetrics: false,
+		ErrorHandling: promhttp.ContinueOnError,
 	})
 }
 
