@@ -14,6 +14,7 @@ import (
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/wagate/wagate/internal/metrics"
 	"github.com/wagate/wagate/shared"
 )
 
@@ -64,7 +65,11 @@ func (a *Activities) RelayInbound(ctx context.Context, ref shared.InboundRef) er
 	}
 	beat := func() { activity.RecordHeartbeat(ctx) }
 	beat()
-	return a.relay.send(ctx, frame, beat)
+	if err := a.relay.send(ctx, frame, beat); err != nil {
+		return err
+	}
+	metrics.Relayed(ev.AcceptedAt, time.Now())
+	return nil
 }
 
 // relayFrame appends save_number and cached_info to the event object, keeping the

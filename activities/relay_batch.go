@@ -130,6 +130,7 @@ func (a *Activities) RelayInboundBatch(ctx context.Context, in shared.RelayBatch
 		}
 		if len(frames) == 0 {
 			done(0)
+			countRelay(items, nil, res.Dropped-base.Dropped)
 			continue
 		}
 		confirmed, err := a.relay.sendFrames(ctx, frames, func(confirmed int) error {
@@ -137,6 +138,7 @@ func (a *Activities) RelayInboundBatch(ctx context.Context, in shared.RelayBatch
 			return record()
 		})
 		done(confirmed)
+		countRelay(items, at[:confirmed], res.Dropped-base.Dropped)
 		if err != nil {
 			if ctx.Err() != nil && res.Done > start {
 				return res, nil // cancelled: report what was confirmed
@@ -152,7 +154,8 @@ func (a *Activities) RelayInboundBatch(ctx context.Context, in shared.RelayBatch
 
 // relayItem is one event of a batch: its frame, or nil when it is dropped.
 type relayItem struct {
-	frame []byte
+	frame    []byte
+	accepted int64 // the event's AcceptedAt
 }
 
 // relayItems reads the events refs and their senders' cache entries (two round trips)
@@ -194,6 +197,7 @@ func (a *Activities) relayItems(ctx context.Context, refs []shared.InboundRef) (
 			continue
 		}
 		items[i].frame = frame
+		items[i].accepted = s.Event.AcceptedAt
 	}
 	return items, nil
 }

@@ -12,9 +12,11 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"time"
 
 	"go.temporal.io/sdk/client"
 
+	"github.com/wagate/wagate/internal/metrics"
 	"github.com/wagate/wagate/shared"
 )
 
@@ -43,6 +45,7 @@ func (s *Server) handleWebhookVerify(w http.ResponseWriter, r *http.Request) {
 // already queued messages are recognised as repeats). The forwarder relays the logged
 // messages to the relay workflow asynchronously, so Temporal's state plays no part.
 func (s *Server) webhook(w http.ResponseWriter, r *http.Request) error {
+	start := time.Now()
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxWebhookBody))
 	if err != nil {
 		var maxErr *http.MaxBytesError
@@ -73,6 +76,8 @@ func (s *Server) webhook(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"success": true})
+	metrics.InboundStatuses(len(statuses))
+	metrics.WebhookAck(start)
 	return nil
 }
 
@@ -99,9 +104,21 @@ func (s *Server) enqueueInbound(ctx context.Context, evs ...shared.InboundEvent)
 	if len(evs) == 0 {
 		return nil
 	}
-	if _, err := s.Store.AcceptInbounds(ctx, evs, shared.InboundDedupeTTL, shared.InboundEventTTL); err != nil {
+	now := s.Now().UnixMilli()
+	for i := range evs {
+		evs[i].AcceptedAt = now // for the relay's delivery lag
+	}
+	claimed, err := s.Store.AcceptInbounds(ctx, evs, shared.InboundDedupeTTL, shared.InboundEventTTL)
+	if err != nil {
 		return shared.Wrap(shared.KindUnavailable, err, "No se pudo guardar el mensaje entrante; reintente")
 	}
+	n := 0
+	for _, c := range claimed {
+		if c {
+			n++
+		}
+	}
+	metrics.InboundAccepted(n, len(claimed)-n)
 	return nil
 }
 

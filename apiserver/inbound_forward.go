@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/wagate/wagate/internal/metrics"
 	"github.com/wagate/wagate/redisstore"
 	"github.com/wagate/wagate/shared"
 )
@@ -126,6 +127,7 @@ func (f *Forwarder) forward(ctx context.Context, log *slog.Logger) {
 		if err != nil {
 			n = 0 // nothing forwarded: the step ends, the ids stay at the head
 		}
+		metrics.Forwarded(n)
 		ectx, ecancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 		endErr := f.s.Store.EndForwardStep(ectx, f.token, n)
 		ecancel()

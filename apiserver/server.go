@@ -73,7 +73,7 @@ func newServer(d Deps) *Server {
 func New(d Deps) http.Handler {
 	s := newServer(d)
 	r := chi.NewRouter()
-	r.Use(middleware.Recoverer)
+	r.Use(instrument, middleware.Recoverer)
 	r.NotFound(s.handle(func(http.ResponseWriter, *http.Request) error {
 		return shared.Errorf(shared.KindNotFound, "Ruta no encontrada")
 	}))
@@ -81,6 +81,7 @@ func New(d Deps) http.Handler {
 		return shared.Errorf(shared.KindInvalid, "Método no permitido")
 	}))
 
+	s.serveMetrics(r)
 	r.Get("/webhook", s.handleWebhookVerify)
 	r.Post("/webhook", s.handle(s.webhook))
 

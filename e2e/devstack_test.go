@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/wagate/wagate/internal/metrics"
 )
 
 // devStackEnv is the environment of a new user's shell: the machine's, without any of
@@ -143,7 +145,28 @@ func devStackSend(t *testing.T, api string) string {
 	if res, _ := task["result"].(map[string]any); res["sent"] != float64(1) {
 		t.Fatalf("queued send = %v, want 1 sent", task)
 	}
+	devStackMetrics(t, api)
 	return id
+}
+
+// devStackMetrics checks the dev stack's one /metrics on the API port: it counts the
+// API's requests, the direct send and the worker's queued one, and the worker's SDK
+// metrics, all in the one process's registry.
+func devStackMetrics(t *testing.T, api string) {
+	t.Helper()
+	m, err := metrics.Scrape(context.Background(), api+"/metrics")
+	if err != nil {
+		t.Fatalf("dev stack /metrics: %v", err)
+	}
+	if got := m.Value("wagate_sends_total", map[string]string{"outcome": "sent"}); got < 2 {
+		t.Errorf("dev stack counted %v sends sent, want the direct and the queued one", got)
+	}
+	if got := m.Value("wagate_http_requests_total", map[string]string{"route": "/api/send-message", "status": "200"}); got < 2 {
+		t.Errorf("dev stack counted %v POST /api/send-message, want 2", got)
+	}
+	if got := m.Value("temporal_activity_execution_latency_seconds_count", nil); got <= 0 {
+		t.Errorf("dev stack /metrics has no activity executions of its worker (%v)", got)
+	}
 }
 
 // occupy holds 127.0.0.1:port with a listener that accepts connections and never

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/wagate/wagate/graphapi"
+	"github.com/wagate/wagate/internal/metrics"
 	"github.com/wagate/wagate/redisstore"
 )
 
@@ -84,6 +85,7 @@ type Policy struct {
 	b    *redisstore.Breaker
 	opts Options
 	log  *slog.Logger
+	m    *metrics.Number // the number's send-path metrics, bound once
 
 	// cuts counts the rate cuts this process made: a send slot reserved before a cut was
 	// spaced for the old rate, so its holder takes a new one.
@@ -107,7 +109,7 @@ func New(store *redisstore.Store, pnid string, mps int, opts Options, log *slog.
 		log = slog.Default()
 	}
 	opts = opts.withDefaults()
-	return &Policy{b: store.Breaker(pnid, mps, opts.Breaker), opts: opts, log: log}
+	return &Policy{b: store.Breaker(pnid, mps, opts.Breaker), opts: opts, log: log, m: metrics.ForNumber(pnid, mps)}
 }
 
 // Permit is one admitted send. Exactly one of Done or Abandon must follow it.
@@ -192,6 +194,7 @@ func (p *Policy) acquireWith(ctx context.Context, wait bool, first func(context.
 		switch a.Verdict {
 		case redisstore.AdmitSend, redisstore.AdmitProbe:
 			p.noteRate(a.Rate)
+			p.m.Admitted(a.Wait)
 			if a.Verdict == redisstore.AdmitSend {
 				p.noteClosed()
 			}
@@ -238,6 +241,7 @@ type Outcome struct {
 // failure is charged, as it would have been without a breaker.
 func (pm *Permit) Done(ctx context.Context, err error) Outcome {
 	o := Outcome{Err: err, Class: graphapi.Classify(err)}
+	pm.p.m.Send(o.Class, err)
 	kind := redisstore.OutcomeOK
 	switch o.Class {
 	case 0:
@@ -271,12 +275,14 @@ func (pm *Permit) Done(ctx context.Context, err error) Outcome {
 	o.Charged, o.Opened, o.Closed = r.Charged, r.Opened, r.Closed
 	switch {
 	case r.Opened:
+		pm.p.m.BreakerOpened()
 		pm.p.log.Warn("Graph API circuit opened: sending paused for this number until a probe succeeds",
 			"reason", kind, "code", graphapi.Code(err), "error", text)
 		pm.p.mu.Lock()
 		pm.p.waiting, pm.p.since = kind, time.Now()
 		pm.p.mu.Unlock()
 	case r.Closed:
+		pm.p.m.BreakerClosed()
 		pm.p.log.Info("Graph API circuit closed: the probe succeeded, sending resumes")
 		pm.p.noteClosed()
 	}
@@ -286,6 +292,7 @@ func (pm *Permit) Done(ctx context.Context, err error) Outcome {
 // Abandon gives up an admitted send that was not made or whose answer is unknown
 // because the caller's context ended; a probe's lease is released.
 func (pm *Permit) Abandon() {
+	pm.p.m.Abandoned()
 	if pm.token == "" {
 		return
 	}
@@ -325,6 +332,7 @@ func (p *Policy) throttled(ctx context.Context) {
 	}
 	if cut {
 		p.cuts.Add(1)
+		p.m.Cut()
 		p.log.Info("Meta answered 130429: send rate lowered", "rate_mps", round(rate))
 	}
 	p.noteRate(rate)
@@ -334,6 +342,7 @@ func (p *Policy) noteRate(rate float64) {
 	if rate <= 0 {
 		return
 	}
+	p.m.Rate(rate)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	// The increase back toward the ceiling is logged when it reaches a whole step of
@@ -354,6 +363,7 @@ func (p *Policy) ceiling() float64 {
 }
 
 func (p *Policy) noteOpen(st redisstore.BreakerState) {
+	p.m.Breaker(st.Open)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if st.Open {
@@ -364,6 +374,7 @@ func (p *Policy) noteOpen(st redisstore.BreakerState) {
 }
 
 func (p *Policy) noteClosed() {
+	p.m.Breaker(false)
 	p.mu.Lock()
 	p.waiting = ""
 	p.mu.Unlock()

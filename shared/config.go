@@ -15,6 +15,11 @@ import (
 // names are part of the public contract (see README.md).
 type Config struct {
 	HTTPAddr string `env:"HTTP_ADDR" envDefault:":5000"`
+	// MetricsAddr is where a process serves Prometheus's /metrics on a listener of its
+	// own: the worker's only HTTP port (unset, the worker serves none, so that several
+	// workers on one host never compete for a port); the API server and the dev stack
+	// always serve /metrics on HTTP_ADDR and on MetricsAddr too when it is set.
+	MetricsAddr string `env:"METRICS_ADDR"`
 
 	WhatsAppAPIURL        string `env:"WHATSAPP_API_URL" envDefault:"https://graph.facebook.com"`
 	WhatsAppAPIVersion    string `env:"WHATSAPP_API_VERSION" envDefault:"v23.0"`

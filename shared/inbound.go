@@ -95,6 +95,10 @@ type InboundEvent struct {
 	ID    string          `json:"id"`
 	From  string          `json:"from"`
 	Event json.RawMessage `json:"event"`
+	// AcceptedAt is when the webhook accepted the event (Unix milliseconds; 0 for events
+	// stored before it was recorded), for the relay's delivery-lag metric. It is not
+	// part of the relayed frame.
+	AcceptedAt int64 `json:"accepted_at,omitempty"`
 }
 
 // RelayProgress is what a RelayInboundBatch attempt records in Redis as frames are

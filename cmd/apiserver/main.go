@@ -69,6 +69,11 @@ func run(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", cfg.HTTPAddr, err)
 	}
+	// /metrics is on HTTP_ADDR; METRICS_ADDR adds a listener for a private network.
+	if err := app.StartMetrics(g, cfg, logger); err != nil {
+		ln.Close()
+		return err
+	}
 	deps := apiserver.Deps{Config: cfg, Temporal: c, Graph: app.Graph(cfg), Store: store, Logger: logger}
 	// Every replica runs a forwarder of the inbound log; a Redis lease keeps one active.
 	g.Add("inbound forwarder", apiserver.StartForwarder(deps), nil)

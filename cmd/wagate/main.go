@@ -148,6 +148,11 @@ func run(ctx context.Context, release func(), out io.Writer) (err error) {
 		logger.Warn("inbound relay not started; the first webhook starts it", "err", err)
 	}
 
+	// One process, one registry: /metrics on the API port serves the API's, the
+	// worker's and the SDK's metrics together (and on METRICS_ADDR when set).
+	if err := app.StartMetrics(g, cfg, logger); err != nil {
+		return err
+	}
 	deps := apiserver.Deps{Config: cfg, Temporal: c, Graph: graph, Store: store, Logger: logger}
 	g.Add("inbound forwarder", apiserver.StartForwarder(deps), nil)
 	stopHTTP, httpFailed := app.ServeHTTP(apiLn, apiserver.New(deps))

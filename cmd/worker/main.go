@@ -1,6 +1,7 @@
 // Command worker is wagate's production Temporal worker: it runs the bulk-send and
 // inbound-relay workflows and their activities against the cluster at TEMPORAL_ADDRESS.
 // Configuration comes from the environment (see README.md); logs are JSON on stderr.
+// With METRICS_ADDR set it serves Prometheus's /metrics there.
 // SIGINT or SIGTERM stop polling, let running activities finish (up to 30 s), then exit.
 package main
 
@@ -48,6 +49,11 @@ func run(ctx context.Context) (err error) {
 		return err
 	}
 	g.Add("temporal client", func(context.Context) error { c.Close(); return nil }, nil)
+
+	// The worker has no other HTTP port: METRICS_ADDR is where Prometheus scrapes it.
+	if err := app.StartMetrics(g, cfg, logger); err != nil {
+		return err
+	}
 
 	acts := activities.New(cfg, app.Graph(cfg), store, logger)
 	stopWorker, failed := app.RunWorker(worker.New(c, acts))

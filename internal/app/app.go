@@ -21,6 +21,7 @@ import (
 	sdkworker "go.temporal.io/sdk/worker"
 
 	"github.com/wagate/wagate/graphapi"
+	"github.com/wagate/wagate/internal/metrics"
 	"github.com/wagate/wagate/redisstore"
 	"github.com/wagate/wagate/shared"
 )
@@ -47,7 +48,8 @@ func Logger(json bool) *slog.Logger {
 }
 
 // DialTemporal connects to cfg.TemporalAddress in cfg.TemporalNamespace, retrying for up
-// to DialTimeout (or until ctx ends) while the server comes up. SDK logs go to logger.
+// to DialTimeout (or until ctx ends) while the server comes up. SDK logs go to logger;
+// the SDK's metrics (of the client and of its workers) go to the metrics registry.
 func DialTemporal(ctx context.Context, cfg shared.Config, logger *slog.Logger) (client.Client, error) {
 	if logger == nil {
 		logger = slog.Default()
@@ -55,9 +57,10 @@ func DialTemporal(ctx context.Context, cfg shared.Config, logger *slog.Logger) (
 	ctx, cancel := context.WithTimeout(ctx, DialTimeout)
 	defer cancel()
 	opts := client.Options{
-		HostPort:  cfg.TemporalAddress,
-		Namespace: cfg.TemporalNamespace,
-		Logger:    sdklog.NewStructuredLogger(logger),
+		HostPort:       cfg.TemporalAddress,
+		Namespace:      cfg.TemporalNamespace,
+		Logger:         sdklog.NewStructuredLogger(logger),
+		MetricsHandler: metrics.TemporalHandler(),
 	}
 	backoff := 100 * time.Millisecond
 	for {
@@ -251,4 +254,24 @@ func RunWorker(w sdkworker.Worker) (stop func(context.Context) error, failed <-c
 		return err
 	}
 	return stop, errc
+}
+
+// StartMetrics serves the metrics registry at /metrics on cfg.MetricsAddr (METRICS_ADDR)
+// as a part of g; nothing when it is unset. A busy address fails the start.
+func StartMetrics(g *Group, cfg shared.Config, logger *slog.Logger) error {
+	if cfg.MetricsAddr == "" {
+		return nil
+	}
+	ln, err := net.Listen("tcp", cfg.MetricsAddr)
+	if err != nil {
+		return fmt.Errorf("listen on METRICS_ADDR %s: %w", cfg.MetricsAddr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET "+metrics.Path, metrics.Handler())
+	stop, failed := ServeHTTP(ln, mux)
+	g.Add("metrics", stop, failed)
+	if logger != nil {
+		logger.Info("metrics listening", "addr", ln.Addr().String(), "path", metrics.Path)
+	}
+	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -56,6 +57,7 @@ type check struct {
 	apis         []string // base URLs of the two apiservers
 	workerEnv    []string
 	workers      []*proc
+	metricsURL   map[*proc]string // each worker's /metrics, on its METRICS_ADDR
 
 	http *http.Client
 }
@@ -92,6 +94,7 @@ func (c *check) run(ctx context.Context) error {
 		{"namespace", c.registerNamespace},
 		{"wagate", c.startWagate},
 		{"task", c.runTask},
+		{"metrics", c.checkMetrics},
 	}
 	for _, s := range steps {
 		if err := s.fn(ctx); err != nil {
@@ -385,10 +388,19 @@ func (c *check) startWagate(ctx context.Context) error {
 
 // startWorker starts a bin/worker and waits until it polls.
 func (c *check) startWorker(ctx context.Context, name string) (*proc, error) {
-	p, err := c.ps.start(name, filepath.Join(c.o.binDir, "worker"), c.workerEnv)
+	port, err := freePorts(1)
 	if err != nil {
 		return nil, err
 	}
+	metricsAddr := "127.0.0.1:" + strconv.Itoa(port[0])
+	p, err := c.ps.start(name, filepath.Join(c.o.binDir, "worker"), append(slices.Clip(c.workerEnv), "METRICS_ADDR="+metricsAddr))
+	if err != nil {
+		return nil, err
+	}
+	if c.metricsURL == nil {
+		c.metricsURL = map[*proc]string{}
+	}
+	c.metricsURL[p] = "http://" + metricsAddr + "/metrics"
 	if err := waitLog(ctx, p, "worker running", 60*time.Second); err != nil {
 		return nil, err
 	}
