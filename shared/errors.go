@@ -19,6 +19,7 @@ const (
 	KindConflict                 // 409
 	KindUnavailable              // a dependency (Temporal, Redis, Meta) cannot be reached: 503
 	KindUpstream                 // Meta answered with an error: 400 with Meta's message
+	KindUnprocessable            // well-formed but refused, e.g. an Idempotency-Key reused with another body: 422
 )
 
 // Error is an error with a Kind and a message meant for the API client.
@@ -85,6 +86,8 @@ func HTTPStatus(err error) int {
 		return http.StatusNotFound
 	case KindConflict:
 		return http.StatusConflict
+	case KindUnprocessable:
+		return http.StatusUnprocessableEntity
 	case KindUnavailable:
 		return http.StatusServiceUnavailable
 	default:
