@@ -11,15 +11,15 @@ type Kind int
 
 // The error vocabulary of wagate.
 const (
-	KindInternal     Kind = iota // a bug or an unexpected failure: 500, text hidden
-	KindInvalid                  // bad input: 400
-	KindUnauthorized             // missing or wrong credentials: 401
-	KindForbidden                // refused: 403
-	KindNotFound                 // 404
-	KindConflict                 // 409
-	KindUnavailable              // a dependency (Temporal, Redis, Meta) cannot be reached: 503
-	KindUpstream                 // Meta answered with an error: 400 with Meta's message
-	KindUnprocessable            // well-formed but refused, e.g. an Idempotency-Key reused with another body: 422
+	KindInternal      Kind = iota // a bug or an unexpected failure: 500, text hidden
+	KindInvalid                   // bad input: 400
+	KindUnauthorized              // missing or wrong credentials: 401
+	KindForbidden                 // refused: 403
+	KindNotFound                  // 404
+	KindConflict                  // 409
+	KindUnavailable               // a dependency (Temporal, Redis, Meta) cannot be reached: 503
+	KindUpstream                  // Meta answered with an error: 400 with Meta's message
+	KindUnprocessable             // well-formed but refused, e.g. an Idempotency-Key reused with another body: 422
 )
 
 // Error is an error with a Kind and a message meant for the API client.
