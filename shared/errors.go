@@ -11,16 +11,19 @@ type Kind int
 
 // The error vocabulary of wagate.
 const (
-	KindInternal      Kind = iota // a bug or an unexpected failure: 500, text hidden
-	KindInvalid                   // bad input: 400
-	KindUnauthorized              // missing or wrong credentials: 401
-	KindForbidden                 // refused: 403
-	KindNotFound                  // 404
-	KindConflict                  // 409
-	KindUnavailable               // a dependency (Temporal, Redis, Meta) cannot be reached: 503
-	KindUpstream                  // Meta answered with an error: 400 with Meta's message
-	KindUnprocessable             // well-formed but refused, e.g. an Idempotency-Key reused with another body: 422
+	KindInternal     Kind = iota // a bug or an unexpected failure: 500, text hidden
+	KindInvalid                  // bad input: 400
+	KindUnauthorized             // missing or wrong credentials: 401
+	KindForbidden                // refused: 403
+	KindNotFound                 // 404
+	KindConflict                 // 409
+	KindUnavailable              // a dependency (Temporal, Redis, Meta) cannot be reached: 503
+	KindUpstream                 // Meta answered with an error: 400 with Meta's message
 )
+
+// KindUnprocessable is a well-formed request that is refused, such as an
+// Idempotency-Key reused with another body: 422.
+const KindUnprocessable = KindUpstream + 1
 
 // Error is an error with a Kind and a message meant for the API client.
 type Error struct {
