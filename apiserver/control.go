@@ -27,8 +27,9 @@ const controlTimeout = 30 * time.Second
 // startOptions are the workflow options of a task: its id, the memo the Web UI shows,
 // and the search attributes GET /api/tasks filters on. A task id derived from an
 // Idempotency-Key is started at most once: a running one is joined, a closed one is
-// not started again (the SDK answers the existing run for both).
-func startOptions(in shared.BulkInput) client.StartWorkflowOptions {
+// not started again (the SDK answers the existing run for both). WagateCreatedAt is
+// created to the nanosecond, so that tasks of one second list in order.
+func startOptions(in shared.BulkInput, created time.Time) client.StartWorkflowOptions {
 	memo := map[string]any{
 		shared.MemoKind: in.Kind, shared.MemoTotal: in.Total,
 		shared.MemoSent: 0, shared.MemoFailed: 0, shared.MemoProgress: fmt.Sprintf("0/%d (0%%)", in.Total),
@@ -50,7 +51,7 @@ func startOptions(in shared.BulkInput) client.StartWorkflowOptions {
 		attrs := []temporal.SearchAttributeUpdate{
 			shared.SearchKind.ValueSet(in.Kind),
 			shared.SearchStatus.ValueSet(shared.StatusPending),
-			shared.SearchCreatedAt.ValueSet(in.CreatedAt),
+			shared.SearchCreatedAt.ValueSet(created),
 		}
 		if in.SendAt != nil {
 			attrs = append(attrs, shared.SearchSendAt.ValueSet(*in.SendAt))

@@ -316,13 +316,14 @@ func (s *Server) startTask(ctx context.Context, kind string, msgs []shared.Messa
 	if err := s.Store.StageMessages(ctx, id, msgs, ttl); err != nil {
 		return "", shared.Wrap(shared.KindUnavailable, err, "No se pudo encolar la tarea: Redis no está disponible")
 	}
+	created := s.Now().UTC()
 	in := shared.BulkInput{
 		TaskID:     id,
 		Kind:       kind,
 		Total:      len(msgs),
 		MaxWorkers: s.Config.BulkMaxWorkers,
 		Media:      shared.DistinctMedia(msgs),
-		CreatedAt:  s.Now().UTC().Truncate(time.Second),
+		CreatedAt:  created.Truncate(time.Second),
 		SendAt:     opts.sendAt,
 		Indexed:    s.indexed(ctx),
 	}
@@ -330,7 +331,7 @@ func (s *Server) startTask(ctx context.Context, kind string, msgs []shared.Messa
 	// instead of waiting on it.
 	sctx, cancel := context.WithTimeout(ctx, temporalTimeout)
 	defer cancel()
-	_, err := s.Temporal.ExecuteWorkflow(sctx, startOptions(in), shared.BulkWorkflowName, in)
+	_, err := s.Temporal.ExecuteWorkflow(sctx, startOptions(in, created), shared.BulkWorkflowName, in)
 	if err != nil {
 		return "", shared.Wrap(shared.KindUnavailable, err, "No se pudo encolar la tarea: Temporal no está disponible")
 	}
