@@ -105,11 +105,11 @@ func TestIdempotencyKeyConflictsWhileAccepting(t *testing.T) {
 func TestParseSendAt(t *testing.T) {
 	s, _ := idemServer(t, true, nil)
 	for body, want := range map[string]string{
-		`{"send_at":"2025-01-17T08:00:00-05:00"}`:                   "2025-01-17T13:00:00Z",
-		`{"send_at":"2025-01-16T10:00:00Z"}`:                        "",
-		`{"send_at":null}`:                                          "",
-		`{}`:                                                        "",
-		`{"send_at":"2025-02-19T10:30:00Z"}`:                        "2025-02-19T10:30:00Z",
+		`{"send_at":"2025-01-17T08:00:00-05:00"}`: "2025-01-17T13:00:00Z",
+		`{"send_at":"2025-01-16T10:00:00Z"}`:      "",
+		`{"send_at":null}`:                        "",
+		`{}`:                                      "",
+		`{"send_at":"2025-02-19T10:30:00Z"}`:      "2025-02-19T10:30:00Z",
 		`{"send_at":"2025-01-17T08:00:00-05:00","use_queue":true}`: "2025-01-17T13:00:00Z",
 	} {
 		at, err := s.parseSendAt([]byte(body))
