@@ -13,8 +13,11 @@ import (
 	"testing"
 	"time"
 
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/operatorservice/v1"
 	"go.temporal.io/api/workflowservice/v1"
 
+	"github.com/wagate/wagate/devserver"
 	"github.com/wagate/wagate/shared"
 )
 
@@ -523,4 +526,48 @@ func TestScheduledTaskSurvivesADevStackRestart(t *testing.T) {
 		t.Errorf("task = %v, want SUCCESS with 3 sent at or after %s", task, sendAt.Format(time.RFC3339))
 	}
 	stopDevStack(t, p, redisURL)
+}
+
+// A namespace registered by an older wagate, without the search attributes, gets them
+// on the next start of the dev server on its data folder.
+func TestDevServerAddsSearchAttributesToAnOlderNamespace(t *testing.T) {
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	attrs := func(srv *devserver.Server) map[string]enumspb.IndexedValueType {
+		t.Helper()
+		c, stop := devClient(t, srv)
+		defer stop()
+		resp, err := c.OperatorService().ListSearchAttributes(ctx, &operatorservice.ListSearchAttributesRequest{Namespace: srv.Namespace()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.GetCustomAttributes()
+	}
+	first := startDev(t, devserver.Options{DataDir: dir, UIPort: -1})
+	have := attrs(first)
+	var names []string
+	for name, typ := range shared.SearchAttributes() {
+		if have[name] != typ {
+			t.Errorf("fresh namespace: %s is %v, want %v", name, have[name], typ)
+		}
+		names = append(names, name)
+	}
+	c, stop := devClient(t, first)
+	if _, err := c.OperatorService().RemoveSearchAttributes(ctx, &operatorservice.RemoveSearchAttributesRequest{
+		Namespace: first.Namespace(), SearchAttributes: names,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	stop()
+	if err := first.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	second := startDev(t, devserver.Options{DataDir: dir, UIPort: -1})
+	have = attrs(second)
+	for name, typ := range shared.SearchAttributes() {
+		if have[name] != typ {
+			t.Errorf("after the restart: %s is %v, want %v", name, have[name], typ)
+		}
+	}
 }
