@@ -41,12 +41,3 @@ func (s *Store) TaskControl(ctx context.Context, taskID string) (string, error) 
 	}
 	return v, nil
 }
-
-// ExtendMessages sets the TTL of a task's staged messages, so that a scheduled task's
-// recipients outlive its wait.
-func (s *Store) ExtendMessages(ctx context.Context, taskID string, ttl time.Duration) error {
-	if err := s.rdb.PExpire(ctx, s.msgsKey(taskID), ttl).Err(); err != nil {
-		return fmt.Errorf("redis: extend messages of task %s: %w", taskID, err)
-	}
-	return nil
-}
