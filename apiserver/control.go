@@ -109,6 +109,21 @@ func (s *Server) indexed(ctx context.Context) bool {
 	return true
 }
 
+// searchAttrsRefused reports whether a start failed on wagate's search attributes (a
+// namespace whose frontend does not know them yet); the next starts then go without
+// them until indexed asks again, a minute later.
+func (s *Server) searchAttrsRefused(err error) bool {
+	// An InvalidArgument on the frontend ("no mapping defined for search attribute").
+	if !strings.Contains(err.Error(), "search attribute") {
+		return false
+	}
+	s.attrs.mu.Lock()
+	s.attrs.ok, s.attrs.checked = false, time.Now()
+	s.attrs.mu.Unlock()
+	s.Logger.Warn("Temporal refused wagate's search attributes; the task starts without them", "err", err)
+	return true
+}
+
 // Texts of the control endpoints.
 var controlTexts = map[string]string{
 	shared.ActionCancel: "Tarea cancelada",

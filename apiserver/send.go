@@ -332,6 +332,12 @@ func (s *Server) startTask(ctx context.Context, kind string, msgs []shared.Messa
 	sctx, cancel := context.WithTimeout(ctx, temporalTimeout)
 	defer cancel()
 	_, err := s.Temporal.ExecuteWorkflow(sctx, startOptions(in, created), shared.BulkWorkflowName, in)
+	if err != nil && in.Indexed && s.searchAttrsRefused(err) {
+		// Registered but not yet known to this frontend (its cache refreshes on its own
+		// schedule): the task starts unindexed rather than not at all.
+		in.Indexed = false
+		_, err = s.Temporal.ExecuteWorkflow(sctx, startOptions(in, created), shared.BulkWorkflowName, in)
+	}
 	if err != nil {
 		return "", shared.Wrap(shared.KindUnavailable, err, "No se pudo encolar la tarea: Temporal no está disponible")
 	}
