@@ -90,6 +90,10 @@ func printable(s string) bool {
 // means now (nil); more than shared.MaxSendAtAhead ahead is refused; a scheduled task
 // must be queued.
 func (s *Server) parseSendAt(raw []byte) (*time.Time, error) {
+	if !bytes.Contains(raw, []byte(`"send_at"`)) {
+		// Most bodies have none: a large bulk body is not decoded twice for it.
+		return nil, nil
+	}
 	var body struct {
 		SendAt   json.RawMessage `json:"send_at"`
 		UseQueue *bool           `json:"use_queue"`

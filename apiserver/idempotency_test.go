@@ -2,6 +2,7 @@ package apiserver
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -140,5 +141,21 @@ func TestControlBody(t *testing.T) {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("%s lacks %s", b, want)
 		}
+	}
+}
+
+// A start refused for unknown search attributes is recognised, and the next starts go
+// without them until the namespace is asked again.
+func TestSearchAttrsRefused(t *testing.T) {
+	s, _ := idemServer(t, true, nil)
+	s.attrs.ok = true
+	if s.searchAttrsRefused(errors.New("Temporal is down")) || !s.attrs.ok {
+		t.Error("an unrelated error counted as refused search attributes")
+	}
+	if !s.searchAttrsRefused(errors.New("Namespace default has no mapping defined for search attribute WagateCreatedAt")) {
+		t.Error("the frontend's refusal was not recognised")
+	}
+	if s.attrs.ok || s.attrs.checked.IsZero() {
+		t.Errorf("after a refusal: ok %v, checked %v; want not indexed until the next check", s.attrs.ok, s.attrs.checked)
 	}
 }
