@@ -82,6 +82,10 @@ type dispatch struct {
 	waiting *string       // return when what the task waits on differs from this
 	// graceful: when the worker stops, return what was reached instead of failing.
 	graceful bool
+	// halt closes when the task is paused or cancelled: nothing more is claimed, the
+	// sends in flight finish, and run returns (halted); nil never.
+	halt   <-chan struct{}
+	halted bool
 
 	phones map[int]string // the phones of failed recipients seen, for the errors
 	// What the task waits on when the run returned ("" nothing), and since when.
@@ -236,6 +240,12 @@ func (d *dispatch) run(ctx context.Context) (int, error) {
 
 	for {
 		now := time.Now()
+		select {
+		case <-d.halt: // a pause or a cancel stops every claim that has not begun
+			d.halt, d.halted = nil, true
+			stop(nil)
+		default:
+		}
 		for !stopping && inflight < d.workers {
 			if d.tmplPaused && (d.tmplProbing || now.Before(d.tmplProbeAt)) {
 				break
@@ -356,6 +366,9 @@ func (d *dispatch) run(ctx context.Context) (int, error) {
 			if stopping && !gaveBack && time.Since(stoppedAt) >= softStopMax {
 				stop(nil)
 			}
+		case <-d.halt:
+			d.halt, d.halted = nil, true
+			stop(nil)
 		case <-workerStop:
 			workerStop = nil
 			if d.graceful {
@@ -526,6 +539,11 @@ func (a *Activities) SendRange(ctx context.Context, in shared.RangeInput) (share
 			d.tmplSince = *in.WaitingSince
 		}
 	}
+	if in.Control {
+		watchCtx, stopWatch := context.WithCancel(ctx)
+		defer stopWatch()
+		d.halt = a.watchControl(watchCtx, in.TaskID)
+	}
 	frontier, err := d.run(ctx)
 	if err != nil {
 		return shared.RangeResult{}, err
@@ -534,7 +552,7 @@ func (a *Activities) SendRange(ctx context.Context, in shared.RangeInput) (share
 	if err != nil {
 		return shared.RangeResult{}, err
 	}
-	res := shared.RangeResult{Frontier: frontier, Sent: sent, Failed: failedN, Errors: errs, Waiting: d.waitKind}
+	res := shared.RangeResult{Frontier: frontier, Sent: sent, Failed: failedN, Errors: errs, Waiting: d.waitKind, Halted: d.halted}
 	// Delivery counts for the Web UI memo; the workflow cannot read Redis itself.
 	if dc, err := a.Store.Delivery(ctx, in.TaskID); err == nil {
 		res.Delivered, res.Read = dc.Delivered, dc.Read

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"go.temporal.io/sdk/client"
 
 	"github.com/wagate/wagate/graphapi"
 	"github.com/wagate/wagate/sendpolicy"
@@ -303,33 +302,49 @@ func (s *Server) sendMany(w http.ResponseWriter, r *http.Request, msgs []shared.
 	return nil
 }
 
-// startTask stages msgs in Redis under a new task id and starts its workflow.
+// startTask stages msgs in Redis under a new task id and starts its workflow. The
+// request's task options (see sendRequest) give the id derived from an
+// Idempotency-Key and send_at.
 func (s *Server) startTask(ctx context.Context, kind string, msgs []shared.Message) (string, error) {
-	id := uuid.NewString()
-	if err := s.Store.StageMessages(ctx, id, msgs, stagingTTL); err != nil {
+	opts := taskOptsOf(ctx)
+	id := opts.id
+	if id == "" {
+		id = uuid.NewString()
+	} else if s.taskExists(ctx, id) {
+		// A retry whose first attempt started the task (its answer was lost): the same
+		// task, staged once.
+		return id, nil
+	}
+	ttl := stagingTTL
+	if opts.sendAt != nil {
+		// The recipients wait with the task.
+		ttl += time.Until(*opts.sendAt)
+	}
+	if err := s.Store.StageMessages(ctx, id, msgs, ttl); err != nil {
 		return "", shared.Wrap(shared.KindUnavailable, err, "No se pudo encolar la tarea: Redis no está disponible")
 	}
+	created := s.Now().UTC()
 	in := shared.BulkInput{
 		TaskID:     id,
 		Kind:       kind,
 		Total:      len(msgs),
 		MaxWorkers: s.Config.BulkMaxWorkers,
 		Media:      shared.DistinctMedia(msgs),
-		CreatedAt:  s.Now().UTC().Truncate(time.Second),
+		CreatedAt:  created.Truncate(time.Second),
+		SendAt:     opts.sendAt,
+		Indexed:    s.indexed(ctx),
 	}
 	// A Temporal cluster that went away makes the SDK retry; the client gets a 503
 	// instead of waiting on it.
 	sctx, cancel := context.WithTimeout(ctx, temporalTimeout)
 	defer cancel()
-	_, err := s.Temporal.ExecuteWorkflow(sctx, client.StartWorkflowOptions{
-		ID:            id,
-		TaskQueue:     shared.TaskQueue,
-		StaticSummary: fmt.Sprintf("%s: %d destinatarios", kind, len(msgs)),
-		Memo: map[string]any{
-			shared.MemoKind: kind, shared.MemoTotal: len(msgs),
-			shared.MemoSent: 0, shared.MemoFailed: 0, shared.MemoProgress: fmt.Sprintf("0/%d (0%%)", len(msgs)),
-		},
-	}, shared.BulkWorkflowName, in)
+	_, err := s.Temporal.ExecuteWorkflow(sctx, startOptions(in, created), shared.BulkWorkflowName, in)
+	if err != nil && in.Indexed && s.searchAttrsRefused(err) {
+		// Registered but not yet known to this frontend (its cache refreshes on its own
+		// schedule): the task starts unindexed rather than not at all.
+		in.Indexed = false
+		_, err = s.Temporal.ExecuteWorkflow(sctx, startOptions(in, created), shared.BulkWorkflowName, in)
+	}
 	if err != nil {
 		return "", shared.Wrap(shared.KindUnavailable, err, "No se pudo encolar la tarea: Temporal no está disponible")
 	}

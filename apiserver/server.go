@@ -52,6 +52,7 @@ type Server struct {
 	policy    *sendpolicy.Policy
 	templates templateCache // Meta's template registry, for campaign preflight
 	keyLog    keyLogger
+	attrs     searchAttrs // whether the namespace has wagate's search attributes
 }
 
 // newServer fills d's defaults.
@@ -90,21 +91,29 @@ func New(d Deps) http.Handler {
 		r.Group(func(r chi.Router) {
 			r.Use(s.requireAPIKey)
 
-			r.Post("/send-message", s.handle(s.sendMessage))
-			r.Post("/send-template", s.handle(s.sendTemplate))
-			r.Post("/send-interactive", s.handle(s.sendInteractive))
-			r.Post("/send-list", s.handle(s.sendList))
+			// Every sending endpoint takes an Idempotency-Key; the bulk ones send_at.
+			single := r.With(s.sendRequest(maxSingleBody, false))
+			single.Post("/send-message", s.handle(s.sendMessage))
+			single.Post("/send-template", s.handle(s.sendTemplate))
+			single.Post("/send-interactive", s.handle(s.sendInteractive))
+			single.Post("/send-list", s.handle(s.sendList))
 
-			r.Post("/send-bulk", s.handle(s.sendBulk))
-			r.Post("/send-bulk-list", s.handle(s.sendBulkList))
-			r.Post("/send-bulk-interactive", s.handle(s.sendBulkInteractive))
-			r.Post("/send-broadcast-interactive", s.handle(s.sendBroadcastInteractive))
-			r.Post("/send-personalized-broadcast", s.handle(s.sendPersonalizedBroadcast))
-			r.Post("/send-bulk-template", s.handle(s.sendBulkTemplate))
+			many := r.With(s.sendRequest(maxBulkBody, true))
+			many.Post("/send-bulk", s.handle(s.sendBulk))
+			many.Post("/send-bulk-list", s.handle(s.sendBulkList))
+			many.Post("/send-bulk-interactive", s.handle(s.sendBulkInteractive))
+			many.Post("/send-broadcast-interactive", s.handle(s.sendBroadcastInteractive))
+			many.Post("/send-personalized-broadcast", s.handle(s.sendPersonalizedBroadcast))
+			many.Post("/send-bulk-template", s.handle(s.sendBulkTemplate))
 
 			r.Get("/task-status/{task_id}", s.handle(s.taskStatus))
 			r.Get("/task-status/{task_id}/recipients", s.handle(s.taskRecipients))
 			r.Get("/messages/{wamid}", s.handle(s.message))
+			r.Delete("/task-status/{task_id}", s.handle(s.taskControl(shared.ActionCancel)))
+			r.Post("/task-cancel/{task_id}", s.handle(s.taskControl(shared.ActionCancel)))
+			r.Post("/task-pause/{task_id}", s.handle(s.taskControl(shared.ActionPause)))
+			r.Post("/task-resume/{task_id}", s.handle(s.taskControl(shared.ActionResume)))
+			r.Get("/tasks", s.handle(s.listTasks))
 			r.Get("/media/{media_id}", s.handle(s.media))
 
 			r.Get("/numbers", s.handle(s.listNumbers))

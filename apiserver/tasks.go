@@ -52,6 +52,9 @@ func (s *Server) taskStatus(w http.ResponseWriter, r *http.Request) error {
 		body["waiting"] = st.Waiting
 		body["waiting_since"] = formatTime(st.WaitingSince)
 	}
+	if st.SendAt != nil {
+		body["send_at"] = formatTime(st.SendAt)
+	}
 	writeJSON(w, http.StatusOK, body)
 	return nil
 }
@@ -60,8 +63,8 @@ func (s *Server) taskStatus(w http.ResponseWriter, r *http.Request) error {
 // number when Redis answers (the workflow learns it only when a send activity
 // returns), else what the workflow last reported.
 func (s *Server) waiting(ctx context.Context, st *shared.TaskState) {
-	if s.policy == nil || st.Waiting == shared.WaitTemplatePaused {
-		// A paused template is the task's own wait, not its number's.
+	if s.policy == nil || st.Waiting == shared.WaitTemplatePaused || st.Waiting == shared.WaitPausedByClient {
+		// A paused template or a client's pause is the task's own wait, not its number's.
 		return
 	}
 	b, err := s.policy.Status(ctx)
@@ -147,6 +150,9 @@ func (s *Server) taskState(ctx context.Context, id string) (shared.TaskState, er
 func workflowStatus(s enums.WorkflowExecutionStatus, running string) string {
 	switch s {
 	case enums.WORKFLOW_EXECUTION_STATUS_COMPLETED:
+		if running == shared.StatusRevoked {
+			return running // a cancelled task completes too
+		}
 		return shared.StatusSuccess
 	case enums.WORKFLOW_EXECUTION_STATUS_RUNNING, enums.WORKFLOW_EXECUTION_STATUS_CONTINUED_AS_NEW:
 		return running

@@ -23,6 +23,7 @@ import (
 	uiconfig "github.com/temporalio/ui-server/v2/server/config"
 	uiserveroptions "github.com/temporalio/ui-server/v2/server/server_options"
 	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/operatorservice/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	sdklog "go.temporal.io/sdk/log"
@@ -35,6 +36,8 @@ import (
 	"go.temporal.io/server/common/primitives"
 	sqliteschema "go.temporal.io/server/schema/sqlite"
 	"go.temporal.io/server/temporal"
+
+	"github.com/wagate/wagate/shared"
 )
 
 const (
@@ -61,7 +64,8 @@ type Options struct {
 	UIPort int
 	// Logger receives the server's logs at Warn and above; slog.Default() when nil.
 	Logger *slog.Logger
-	// SearchAttributes are custom search attributes registered on the namespace.
+	// SearchAttributes are custom search attributes registered on the namespace, besides
+	// wagate's own (shared.SearchAttributes), which are always registered.
 	SearchAttributes map[string]enumspb.IndexedValueType
 }
 
@@ -74,6 +78,7 @@ type Server struct {
 	frontend  string
 	uiURL     string
 	namespace string
+	attrs     map[string]enumspb.IndexedValueType
 
 	stopOnce sync.Once
 	stopErr  error
@@ -86,6 +91,11 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if opts.Namespace == "" {
 		opts.Namespace = "default"
 	}
+	attrs := shared.SearchAttributes()
+	for name, typ := range opts.SearchAttributes {
+		attrs[name] = typ
+	}
+	opts.SearchAttributes = attrs
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
@@ -117,6 +127,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		level:     level,
 		frontend:  net.JoinHostPort(host, strconv.Itoa(ports.frontend)),
 		namespace: opts.Namespace,
+		attrs:     opts.SearchAttributes,
 	}
 
 	if ports.ui > 0 {
@@ -233,7 +244,27 @@ func (s *Server) probe(ctx context.Context, logger sdklog.Logger) error {
 		return err
 	}
 	defer c.Close()
-	_, err = c.WorkflowService().DescribeNamespace(dialCtx, &workflowservice.DescribeNamespaceRequest{Namespace: s.namespace})
+	if _, err = c.WorkflowService().DescribeNamespace(dialCtx, &workflowservice.DescribeNamespaceRequest{Namespace: s.namespace}); err != nil {
+		return err
+	}
+	// A namespace registered by an older wagate (a data folder from before) lacks the
+	// newer search attributes: they are added here, on every start.
+	have, err := c.OperatorService().ListSearchAttributes(dialCtx, &operatorservice.ListSearchAttributesRequest{Namespace: s.namespace})
+	if err != nil {
+		return err
+	}
+	missing := map[string]enumspb.IndexedValueType{}
+	for name, typ := range s.attrs {
+		if _, ok := have.GetCustomAttributes()[name]; !ok {
+			missing[name] = typ
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	_, err = c.OperatorService().AddSearchAttributes(dialCtx, &operatorservice.AddSearchAttributesRequest{
+		Namespace: s.namespace, SearchAttributes: missing,
+	})
 	return err
 }
 

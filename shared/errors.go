@@ -21,6 +21,10 @@ const (
 	KindUpstream                 // Meta answered with an error: 400 with Meta's message
 )
 
+// KindUnprocessable is a well-formed request that is refused, such as an
+// Idempotency-Key reused with another body: 422.
+const KindUnprocessable = KindUpstream + 1
+
 // Error is an error with a Kind and a message meant for the API client.
 type Error struct {
 	Kind Kind
@@ -85,6 +89,8 @@ func HTTPStatus(err error) int {
 		return http.StatusNotFound
 	case KindConflict:
 		return http.StatusConflict
+	case KindUnprocessable:
+		return http.StatusUnprocessableEntity
 	case KindUnavailable:
 		return http.StatusServiceUnavailable
 	default:

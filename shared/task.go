@@ -66,6 +66,15 @@ type BulkInput struct {
 	// ("graph_api_unavailable" or "graph_api_auth"), since WaitingSince.
 	Waiting      string     `json:"waiting,omitempty"`
 	WaitingSince *time.Time `json:"waiting_since,omitempty"`
+
+	// Task control (workflow version "task-control"). SendAt is when a scheduled task
+	// starts sending; Paused (since PausedSince) is a client's pause, carried across
+	// continue-as-new; Indexed says the task was started with wagate's search
+	// attributes, so the workflow keeps WagateStatus up to date.
+	SendAt      *time.Time `json:"send_at,omitempty"`
+	Paused      bool       `json:"paused,omitempty"`
+	PausedSince *time.Time `json:"paused_since,omitempty"`
+	Indexed     bool       `json:"indexed,omitempty"`
 }
 
 // TaskResult is the outcome of a task: the workflow result, the stored summary and the
@@ -90,6 +99,8 @@ type TaskState struct {
 	// WaitingSince.
 	Waiting      string     `json:"waiting,omitempty"`
 	WaitingSince *time.Time `json:"waiting_since,omitempty"`
+	// SendAt is a scheduled task's start (it is PENDING until then).
+	SendAt *time.Time `json:"send_at,omitempty"`
 }
 
 // ChunkInput asks the send activity for recipients [Offset, Offset+Count) of a task.
@@ -118,6 +129,9 @@ type RangeInput struct {
 	// when, carried so that a wait spanning activities keeps its start.
 	Waiting      string     `json:"waiting,omitempty"`
 	WaitingSince *time.Time `json:"waiting_since,omitempty"`
+	// Control makes the activity poll the task's control key, and return as soon as a
+	// pause or a cancel is written there (Halted), letting the sends in flight finish.
+	Control bool `json:"control,omitempty"`
 }
 
 // RangeResult is what SendRange reached: every recipient below Frontier is final, and
@@ -133,6 +147,9 @@ type RangeResult struct {
 	// whole task's, from status webhooks), for the Web UI memo.
 	Delivered int `json:"delivered,omitempty"`
 	Read      int `json:"read,omitempty"`
+	// Halted: the activity returned for a pause or a cancel; recipients above Frontier
+	// may be final too (the ledger says which).
+	Halted bool `json:"halted,omitempty"`
 }
 
 // ChunkResult counts one chunk's outcome; Errors is capped at MaxTaskErrors.

@@ -68,6 +68,12 @@ func BulkSend(ctx workflow.Context, in shared.BulkInput) (shared.TaskResult, err
 	if err := b.validate(); err != nil {
 		return shared.TaskResult{}, err
 	}
+	// Version 1 of task-control takes pause, resume and cancel, waits for send_at and
+	// keeps the search attributes up to date; runs recorded before it replay the path
+	// below, which has none of that.
+	if workflow.GetVersion(ctx, taskControlChange, workflow.DefaultVersion, 1) != workflow.DefaultVersion {
+		return b.controlled(ctx)
+	}
 	b.uploadMedia(ctx)
 
 	perRun := b.in.ChunksPerRun
@@ -130,14 +136,27 @@ func (b *bulk) sendRanges(ctx workflow.Context, perRun int) error {
 	// before it replay without them.
 	b.deliveryMemo = workflow.GetVersion(ctx, deliveryMemoChange, workflow.DefaultVersion, 1) == 1
 	for calls := 0; b.in.Cursor < b.in.Total; calls++ {
+		if b.controlOn {
+			b.holdWhilePaused(ctx)
+			if b.cancelled {
+				return nil
+			}
+		}
 		if calls >= perRun || workflow.GetInfo(ctx).GetContinueAsNewSuggested() {
+			if b.controlOn && !b.readyToContinue(ctx) {
+				return nil // cancelled meanwhile
+			}
 			return workflow.NewContinueAsNewError(ctx, BulkSend, b.in)
 		}
+		b.ranging = true
+		b.syncStatus(ctx)
 		var res shared.RangeResult
 		err := workflow.ExecuteActivity(rangeCtx, shared.SendRangeActivity, shared.RangeInput{
 			TaskID: b.in.TaskID, Offset: b.in.Cursor, End: b.in.Total, MaxWorkers: b.in.MaxWorkers,
 			Media: b.in.Media, Seq: b.in.Seq, Waiting: b.in.Waiting, WaitingSince: b.in.WaitingSince,
+			Control: b.controlOn,
 		}).Get(ctx, &res)
+		b.ranging = false
 		if err != nil {
 			return fmt.Errorf("send recipients %d-%d: %w", b.in.Cursor, b.in.Total-1, err)
 		}
@@ -150,6 +169,11 @@ func (b *bulk) sendRanges(ctx workflow.Context, perRun int) error {
 		b.in.Waiting, b.in.WaitingSince = res.Waiting, res.WaitingSince
 		b.delivered, b.read = res.Delivered, res.Read
 		b.upsertMemo(ctx)
+		if res.Halted && !b.in.Paused && !b.cancelled {
+			// A control key this run did not write (or no longer means) stopped the
+			// activity: clear it, or every next activity would stop at once.
+			b.setControl(ctx, "")
+		}
 	}
 	b.in.Waiting, b.in.WaitingSince = "", nil
 	return nil
@@ -163,6 +187,15 @@ type bulk struct {
 	// read from Redis.
 	deliveryMemo    bool
 	delivered, read int
+
+	// Task control (version 1 of task-control); see bulk_control.go.
+	controlOn bool   // this run takes control updates
+	cancelled bool   // a cancel was asked: nothing more starts
+	revoked   bool   // the task ended cancelled
+	ranging   bool   // a SendRange activity is in flight
+	busy      bool   // a control update is being applied
+	flagged   bool   // the control key may hold a pause or a cancel
+	saStatus  string // the WagateStatus search attribute as last written
 }
 
 // deliveryMemoChange is the workflow.GetVersion change id of the delivery counts in the
@@ -179,6 +212,8 @@ func waitingText(kind string, since *time.Time) string {
 		what = "esperando a Meta: la API de WhatsApp rechaza las credenciales o la cuenta"
 	case shared.WaitTemplatePaused:
 		what = "en pausa: Meta pausó (132015) o desactivó (132016) la plantilla; sigue cuando vuelva a estar activa"
+	case shared.WaitPausedByClient:
+		what = "en pausa: la pausó el cliente (task-pause); sigue con task-resume"
 	default:
 		what = "esperando a Meta: la API de WhatsApp no está disponible"
 	}
@@ -242,17 +277,22 @@ func (b *bulk) upsertMemo(ctx workflow.Context) {
 		shared.MemoFailed:   b.in.Failed,
 		shared.MemoProgress: fmt.Sprintf("%d/%d (%d%%)", done, b.in.Total, pct),
 	}
-	if b.in.Waiting != "" || b.shownWaiting {
+	kind, since := b.in.Waiting, b.in.WaitingSince
+	if b.in.Paused {
+		kind, since = shared.WaitPausedByClient, b.in.PausedSince
+	}
+	if kind != "" || b.shownWaiting {
 		// Only runs that ever waited write the field, so histories of runs that never
 		// did stay as they were.
-		memo[shared.MemoWaiting] = waitingText(b.in.Waiting, b.in.WaitingSince)
-		b.shownWaiting = b.in.Waiting != ""
+		memo[shared.MemoWaiting] = waitingText(kind, since)
+		b.shownWaiting = kind != ""
 	}
 	if b.deliveryMemo {
 		memo[shared.MemoDelivered] = b.delivered
 		memo[shared.MemoRead] = b.read
 	}
 	_ = workflow.UpsertMemo(ctx, memo)
+	b.syncStatus(ctx)
 }
 
 // state is the status query's answer.
@@ -269,10 +309,17 @@ func (b *bulk) state() shared.TaskState {
 		CompletedAt:  b.completedAt,
 		Waiting:      b.in.Waiting,
 		WaitingSince: b.in.WaitingSince,
+		SendAt:       b.in.SendAt,
 	}
 	switch {
+	case b.revoked:
+		st.Status = shared.StatusRevoked
+		st.Waiting, st.WaitingSince = "", nil
 	case b.completedAt != nil:
 		st.Status = shared.StatusSuccess
+	case b.in.Paused:
+		st.Status = shared.StatusPaused
+		st.Waiting, st.WaitingSince = shared.WaitPausedByClient, b.in.PausedSince
 	case b.in.Waiting == shared.WaitTemplatePaused:
 		st.Status = shared.StatusPaused
 	case b.in.Sent+b.in.Failed == 0:

@@ -45,6 +45,8 @@ func newEnv(t *testing.T) *testsuite.TestWorkflowEnvironment {
 func newChunkEnv(t *testing.T) *testsuite.TestWorkflowEnvironment {
 	env := newEnv(t)
 	env.OnGetVersion(continuousSendChange, workflow.DefaultVersion, 1).Return(workflow.DefaultVersion)
+	// Such a run predates task control too.
+	env.OnGetVersion(taskControlChange, workflow.DefaultVersion, 1).Return(workflow.DefaultVersion)
 	return env
 }
 

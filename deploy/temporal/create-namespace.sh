@@ -1,7 +1,9 @@
 #!/bin/sh
-# Registers wagate's Temporal namespace with its retention once the server answers:
-# the namespace job of docker-compose.yml (temporalio/admin-tools image, temporal CLI).
-# Safe to re-run: an existing namespace is left as it is.
+# Registers wagate's Temporal namespace with its retention once the server answers,
+# and the custom search attributes GET /api/tasks filters on (WagateKind, WagateStatus:
+# Keyword; WagateCreatedAt, WagateSendAt: Datetime): the namespace job of
+# docker-compose.yml (temporalio/admin-tools image, temporal CLI). Safe to re-run: an
+# existing namespace is left as it is, an existing attribute too.
 #
 # Environment: TEMPORAL_ADDRESS (temporal:7233), TEMPORAL_NAMESPACE (default),
 # NAMESPACE_RETENTION (72h: how long finished tasks stay visible in the Web UI).
@@ -23,9 +25,7 @@ done
 
 if temporal operator namespace describe --address "$address" -n "$namespace" >/dev/null 2>&1; then
 	echo "namespace $namespace exists"
-	exit 0
-fi
-if ! out=$(temporal operator namespace create --address "$address" -n "$namespace" --retention "$retention" 2>&1); then
+elif ! out=$(temporal operator namespace create --address "$address" -n "$namespace" --retention "$retention" 2>&1); then
 	case "$out" in
 	*"already"*) echo "namespace $namespace exists" ;;
 	*) echo "$out" >&2; exit 1 ;;
@@ -33,3 +33,18 @@ if ! out=$(temporal operator namespace create --address "$address" -n "$namespac
 else
 	echo "namespace $namespace created with retention $retention"
 fi
+
+# The search attributes of wagate's tasks; without them tasks still run, but
+# GET /api/tasks answers 503.
+for attr in WagateKind:Keyword WagateStatus:Keyword WagateCreatedAt:Datetime WagateSendAt:Datetime; do
+	name="${attr%%:*}"
+	type="${attr#*:}"
+	if ! out=$(temporal operator search-attribute create --address "$address" -n "$namespace" --name "$name" --type "$type" 2>&1); then
+		case "$out" in
+		*"already"*) echo "search attribute $name exists" ;;
+		*) echo "$out" >&2; exit 1 ;;
+		esac
+	else
+		echo "search attribute $name ($type) created"
+	fi
+done

@@ -20,6 +20,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/operatorservice/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
@@ -28,6 +29,7 @@ import (
 
 	"github.com/wagate/wagate/graphapi/sandbox"
 	"github.com/wagate/wagate/internal/redisserver"
+	"github.com/wagate/wagate/shared"
 )
 
 // The Graph API identity the sandbox and wagate share, and the webhook secret.
@@ -327,6 +329,24 @@ func (c *check) registerNamespace(ctx context.Context) error {
 		case <-waitCtx.Done():
 			return fmt.Errorf("namespace %s not served: %w", namespace, err)
 		case <-time.After(500 * time.Millisecond):
+		}
+	}
+	// The search attributes of GET /api/tasks, as the namespace job creates them.
+	have, err := c.temporal.OperatorService().ListSearchAttributes(ctx, &operatorservice.ListSearchAttributesRequest{Namespace: namespace})
+	if err != nil {
+		return err
+	}
+	missing := map[string]enumspb.IndexedValueType{}
+	for name, typ := range shared.SearchAttributes() {
+		if _, ok := have.GetCustomAttributes()[name]; !ok {
+			missing[name] = typ
+		}
+	}
+	if len(missing) > 0 {
+		if _, err := c.temporal.OperatorService().AddSearchAttributes(ctx, &operatorservice.AddSearchAttributesRequest{
+			Namespace: namespace, SearchAttributes: missing,
+		}); err != nil {
+			return fmt.Errorf("add search attributes: %w", err)
 		}
 	}
 	c.logf("namespace %s registered, retention 72h", namespace)
