@@ -1,0 +1,273 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/chromedp"
+
+	"github.com/wagate/wagate/internal/openapicheck"
+	"github.com/wagate/wagate/shared"
+)
+
+// chromium finds Debian's Chromium: WAGATE_CHROMIUM, else chromium on PATH. `make
+// test` installs it (make chromium). Without it the test fails, in CI always;
+// locally WAGATE_SKIP_BROWSER=1 turns the failure into a skip.
+func chromium(t *testing.T) string {
+	t.Helper()
+	if p := os.Getenv("WAGATE_CHROMIUM"); p != "" {
+		return p
+	}
+	for _, name := range []string{"chromium", "chromium-browser"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	msg := "Chromium is not installed: run `make chromium` (apt-get install -y chromium from Debian's packages) or set WAGATE_CHROMIUM to its path"
+	if os.Getenv("WAGATE_SKIP_BROWSER") == "1" && os.Getenv("CI") == "" {
+		t.Skip(msg + "; skipped because WAGATE_SKIP_BROWSER=1")
+	}
+	t.Fatal(msg)
+	return ""
+}
+
+// outDir is where the browser tests write their screenshots: WAGATE_TEST_OUT, else
+// e2e/testdata/out (ignored by git).
+func outDir(t *testing.T) string {
+	t.Helper()
+	dir := os.Getenv("WAGATE_TEST_OUT")
+	if dir == "" {
+		root, err := moduleRoot()
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir = filepath.Join(root, "e2e", "testdata", "out")
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// page is a headless Chromium tab and what it reported: the URLs it requested and
+// the exceptions and console errors of its scripts.
+type page struct {
+	ctx      context.Context
+	mu       sync.Mutex
+	requests []string
+	problems []string
+}
+
+func newPage(t *testing.T) *page {
+	t.Helper()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromium(t)),
+		chromedp.NoSandbox, // CI runs as root, where Chromium's sandbox cannot start
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.WindowSize(1400, 1000),
+	)
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancelCtx := chromedp.NewContext(actx)
+	ctx, cancelTimeout := context.WithTimeout(ctx, 3*time.Minute)
+	t.Cleanup(func() { cancelTimeout(); cancelCtx(); cancelAlloc() })
+	p := &page{ctx: ctx}
+	err := chromedp.Listen(ctx, func(ev any) {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		switch ev := ev.(type) {
+		case *network.EventRequestWillBeSent:
+			p.requests = append(p.requests, ev.Request.URL)
+		case *runtime.EventExceptionThrown:
+			p.problems = append(p.problems, "exception: "+ev.ExceptionDetails.Text+" "+exceptionText(ev.ExceptionDetails))
+		case *runtime.EventConsoleAPICalled:
+			if ev.Type == runtime.ConsoleAPICalledTypeError {
+				var args []string
+				for _, a := range ev.Args {
+					args = append(args, string(a.Value)+a.Description)
+				}
+				p.problems = append(p.problems, "console.error: "+strings.Join(args, " "))
+			}
+		}
+	})
+	if err != nil {
+		t.Fatalf("start Chromium: %v", err)
+	}
+	return p
+}
+
+func exceptionText(d *runtime.ExceptionDetails) string {
+	if d.Exception != nil {
+		return d.Exception.Description
+	}
+	return ""
+}
+
+// open navigates to url and waits until expr (JavaScript) is true.
+func (p *page) open(t *testing.T, url, expr string, timeout time.Duration) {
+	t.Helper()
+	if err := chromedp.Do(p.ctx, chromedp.Navigate(url)); err != nil {
+		t.Fatalf("open %s: %v", url, err)
+	}
+	p.wait(t, url, expr, timeout)
+}
+
+func (p *page) wait(t *testing.T, what, expr string, timeout time.Duration) {
+	t.Helper()
+	if _, err := chromedp.Run(p.ctx, chromedp.Poll[bool](expr, chromedp.WithPollingTimeout(timeout), chromedp.WithPollingInterval(100*time.Millisecond))); err != nil {
+		text, _ := chromedp.Run(p.ctx, chromedp.Evaluate[string](`document.body ? document.body.innerText : ""`))
+		t.Fatalf("%s: %s never held (%v); the page shows:\n%s", what, expr, err, head(text, 4000))
+	}
+}
+
+// eval evaluates expr in the page.
+func eval[T any](t *testing.T, p *page, expr string) T {
+	t.Helper()
+	v, err := chromedp.Run(p.ctx, chromedp.Evaluate[T](expr))
+	if err != nil {
+		t.Fatalf("evaluate %s: %v", expr, err)
+	}
+	return v
+}
+
+// screenshot writes the whole page to dir/name.png.
+func (p *page) screenshot(t *testing.T, dir, name string) {
+	t.Helper()
+	png, err := chromedp.Run(p.ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatalf("screenshot %s: %v", name, err)
+	}
+	path := filepath.Join(dir, name+".png")
+	if err := os.WriteFile(path, png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("screenshot %s (%d KB)", path, len(png)/1024)
+}
+
+func (p *page) seen() (requests, problems []string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.requests), slices.Clone(p.problems)
+}
+
+// TestBrowserDocsPageAndTemporalUI opens the dev stack's pages in headless Chromium:
+// the docs page must render every operation of the API's document from the
+// apiserver's own files, and the Temporal Web UI must list a bulk task under its
+// task_id with its kind and progress.
+func TestBrowserDocsPageAndTemporalUI(t *testing.T) {
+	out := outDir(t)
+	s := NewStack(t, StackOptions{WebUI: true, APIKey: "clave-del-navegador"})
+	if s.Dev.UIURL() == "" {
+		t.Fatal("the stack serves no Temporal Web UI")
+	}
+
+	t.Run("docs", func(t *testing.T) {
+		p := newPage(t)
+		// Swagger UI draws one .opblock per operation once it has loaded the document.
+		p.open(t, s.API+"/docs", `document.querySelectorAll(".opblock").length > 0`, time.Minute)
+		rendered := eval[[]string](t, p, `[...document.querySelectorAll(".opblock")].map(o =>
+			o.querySelector(".opblock-summary-method").textContent.trim() + " " +
+			o.querySelector(".opblock-summary-path").getAttribute("data-path"))`)
+		p.screenshot(t, out, "docs")
+
+		doc := send(t, s, "GET", "/api/openapi.json", nil)
+		c, err := openapicheck.New(doc.body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, op := range c.Operations() {
+			if !slices.Contains(rendered, op) {
+				t.Errorf("the docs page does not show %s", op)
+			}
+		}
+		if len(rendered) != len(c.Operations()) {
+			t.Errorf("the docs page shows %d operations, the document has %d:\n%v", len(rendered), len(c.Operations()), rendered)
+		}
+		title := eval[string](t, p, `document.querySelector(".info .title") ? document.querySelector(".info .title").textContent : ""`)
+		if !strings.Contains(title, "wagate") {
+			t.Errorf("the docs page's title is %q, want the document's", title)
+		}
+
+		// Open one operation: its contract example is shown.
+		p.wait(t, "expand send-message", `(document.querySelector("#operations-Mensajes-sendMessage .opblock-summary-control") || {click(){}}).click() || true`, 5*time.Second)
+		p.wait(t, "send-message example", `document.querySelector("#operations-Mensajes-sendMessage") &&
+			document.querySelector("#operations-Mensajes-sendMessage").innerText.includes("Hola, este es un mensaje de prueba")`, 20*time.Second)
+		p.screenshot(t, out, "docs-send-message")
+
+		requests, problems := p.seen()
+		for _, u := range requests {
+			if !strings.HasPrefix(u, s.API+"/") && !strings.HasPrefix(u, "data:") {
+				t.Errorf("the docs page requested %s, outside the apiserver", u)
+			}
+		}
+		if !slices.Contains(requests, s.API+"/api/openapi.json") {
+			t.Errorf("the docs page did not load /api/openapi.json; it requested %v", requests)
+		}
+		for _, pr := range problems {
+			t.Errorf("the docs page reported %s", pr)
+		}
+		t.Logf("the docs page shows %d operations from %d requests to the apiserver", len(rendered), len(requests))
+	})
+
+	t.Run("temporal-ui", func(t *testing.T) {
+		const n = 3
+		id := queueBulk(t, s, n)
+		if st := s.WaitTask(t, id, time.Minute); st["status"] != shared.StatusSuccess {
+			t.Fatalf("task %s = %v", id, st)
+		}
+		ns := s.Config.TemporalNamespace
+		p := newPage(t)
+		list := fmt.Sprintf("%s/namespaces/%s/workflows", s.Dev.UIURL(), ns)
+		p.open(t, list, fmt.Sprintf(`document.body.innerText.includes(%q)`, id), time.Minute)
+		row := eval[string](t, p, fmt.Sprintf(`(() => {
+			const a = [...document.querySelectorAll("a")].find(a => a.textContent.includes(%q));
+			let r = a; while (r && r.tagName !== "TR" && r.getAttribute("role") !== "row") r = r.parentElement;
+			return (r || a).innerText; })()`, id))
+		p.screenshot(t, out, "temporal-ui-workflows")
+		for _, want := range []string{shared.BulkWorkflowName, "COMPLETED"} {
+			if !strings.Contains(strings.ToUpper(row), strings.ToUpper(want)) {
+				t.Errorf("the Web UI's row of %s does not show %q:\n%s", id, want, row)
+			}
+		}
+
+		// The task's page: its memo holds the kind and the progress the workflow keeps.
+		desc, err := s.Temporal.DescribeWorkflowExecution(context.Background(), id, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		run := desc.GetWorkflowExecutionInfo().GetExecution().GetRunId()
+		p.open(t, fmt.Sprintf("%s/namespaces/%s/workflows/%s/%s/history", s.Dev.UIURL(), ns, id, run),
+			`[...document.querySelectorAll("button, a, [role=tab]")].some(e => e.textContent.trim() === "Memo")`, time.Minute)
+		p.wait(t, "open the Memo tab", `[...document.querySelectorAll("button, a, [role=tab]")].find(e => e.textContent.trim() === "Memo").click() || true`, 5*time.Second)
+		progress := fmt.Sprintf("%d/%d (100%%)", n, n)
+		p.wait(t, "the task's memo", fmt.Sprintf(`document.body.innerText.includes(%q) && document.body.innerText.includes(%q)`, "send-bulk", progress), 20*time.Second)
+		p.screenshot(t, out, "temporal-ui-task-memo")
+		text := eval[string](t, p, `document.body.innerText`)
+		for _, want := range []string{shared.MemoKind, shared.MemoProgress, shared.MemoSent, shared.MemoTotal} {
+			if !strings.Contains(text, want) {
+				t.Errorf("the task's memo in the Web UI does not name %q", want)
+			}
+		}
+		_, problems := p.seen()
+		for _, pr := range problems {
+			t.Logf("the Web UI reported %s", pr)
+		}
+	})
+}
+
+// head is s cut to at most n bytes, for logs.
+func head(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
+}
