@@ -121,6 +121,25 @@ func (p *page) open(t *testing.T, url, expr string, timeout time.Duration) {
 	p.wait(t, url, expr, timeout)
 }
 
+// openUntil is open, loading url again every 10 s until expr holds or timeout passes.
+func (p *page) openUntil(t *testing.T, url, expr string, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		if err := chromedp.Do(p.ctx, chromedp.Navigate(url)); err != nil {
+			t.Fatalf("open %s: %v", url, err)
+		}
+		_, err := chromedp.Run(p.ctx, chromedp.Poll[bool](expr, chromedp.WithPollingTimeout(10*time.Second), chromedp.WithPollingInterval(100*time.Millisecond)))
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			p.wait(t, url, expr, time.Second) // fails, showing the page
+			return
+		}
+	}
+}
+
 func (p *page) wait(t *testing.T, what, expr string, timeout time.Duration) {
 	t.Helper()
 	if _, err := chromedp.Run(p.ctx, chromedp.Poll[bool](expr, chromedp.WithPollingTimeout(timeout), chromedp.WithPollingInterval(100*time.Millisecond))); err != nil {
@@ -227,7 +246,9 @@ func TestBrowserDocsPageAndTemporalUI(t *testing.T) {
 		ns := s.Config.TemporalNamespace
 		p := newPage(t)
 		list := fmt.Sprintf("%s/namespaces/%s/workflows", s.Dev.UIURL(), ns)
-		p.open(t, list, fmt.Sprintf(`document.body.innerText.includes(%q)`, id), time.Minute)
+		// The list is read once per load, and visibility may trail the close: reload
+		// until the task shows.
+		p.openUntil(t, list, fmt.Sprintf(`document.body.innerText.includes(%q)`, id), time.Minute)
 		row := eval[string](t, p, fmt.Sprintf(`(() => {
 			const a = [...document.querySelectorAll("a")].find(a => a.textContent.includes(%q));
 			let r = a; while (r && r.tagName !== "TR" && r.getAttribute("role") !== "row") r = r.parentElement;
