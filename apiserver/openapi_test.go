@@ -2,6 +2,7 @@ package apiserver
 
 import (
 	"bytes"
+	"compress/gzip"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -317,6 +318,22 @@ func TestDocsServedWithoutKey(t *testing.T) {
 	if !strings.Contains(init.Body.String(), `url: "api/openapi.json"`) || !strings.Contains(init.Body.String(), "validatorUrl: null") {
 		t.Errorf("init.js does not load api/openapi.json without the outside validator:\n%s", init.Body)
 	}
+	// Large assets go gzipped to browsers that take it.
+	zreq := httptest.NewRequest(http.MethodGet, "/docs/assets/swagger-ui-bundle.js", nil)
+	zreq.Header.Set("Accept-Encoding", "gzip, deflate, br")
+	zrec := httptest.NewRecorder()
+	api.ServeHTTP(zrec, zreq)
+	plain := get("/docs/assets/swagger-ui-bundle.js")
+	zlen := zrec.Body.Len()
+	zr, err := gzip.NewReader(zrec.Body)
+	if err != nil || zrec.Header().Get("Content-Encoding") != "gzip" {
+		t.Fatalf("GET swagger-ui-bundle.js with Accept-Encoding gzip: %q, %v", zrec.Header().Get("Content-Encoding"), err)
+	}
+	unzipped, err := io.ReadAll(zr)
+	if err != nil || !bytes.Equal(unzipped, plain.Body.Bytes()) || plain.Header().Get("Content-Encoding") != "" {
+		t.Errorf("the gzipped script (%d bytes) does not unzip to the plain one (%d bytes): %v", zlen, plain.Body.Len(), err)
+	}
+	t.Logf("swagger-ui-bundle.js: %d bytes, %d gzipped", plain.Body.Len(), zlen)
 	if rec := get("/docs/assets/LICENSE"); rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), "Apache License") {
 		t.Errorf("GET /docs/assets/LICENSE = %d, want Swagger UI's Apache license", rec.Code)
 	}
