@@ -352,3 +352,64 @@ func TestDocsServedWithoutKey(t *testing.T) {
 		t.Errorf("GET /api/numbers without the key = %d, want 401", rec.Code)
 	}
 }
+
+// TestOpenAPIOperationsAreComplete holds every operation to what a client needs: an
+// operationId, a summary and a tag; a 401 wherever the API key applies; examples of
+// every request body; and a 2xx answer with a schema.
+func TestOpenAPIOperationsAreComplete(t *testing.T) {
+	var doc struct {
+		Security []map[string]any `json:"security"`
+		Paths    map[string]map[string]struct {
+			OperationID string           `json:"operationId"`
+			Summary     string           `json:"summary"`
+			Tags        []string         `json:"tags"`
+			Security    []map[string]any `json:"security"`
+			RequestBody *struct {
+				Content map[string]struct {
+					Examples map[string]any `json:"examples"`
+				} `json:"content"`
+			} `json:"requestBody"`
+			Responses map[string]json.RawMessage `json:"responses"`
+		} `json:"paths"`
+	}
+	if err := json.Unmarshal(OpenAPI, &doc); err != nil {
+		t.Fatal(err)
+	}
+	if len(doc.Security) == 0 {
+		t.Error("the document has no global security: /api/* takes an API key")
+	}
+	ids := map[string]string{}
+	for path, item := range doc.Paths {
+		for method, op := range item {
+			name := strings.ToUpper(method) + " " + path
+			if op.OperationID == "" || op.Summary == "" || len(op.Tags) == 0 {
+				t.Errorf("%s: operationId %q, summary %q, tags %v; want all three", name, op.OperationID, op.Summary, op.Tags)
+			}
+			if prev, ok := ids[op.OperationID]; ok {
+				t.Errorf("%s: operationId %q already used by %s", name, op.OperationID, prev)
+			}
+			ids[op.OperationID] = name
+			secured := op.Security == nil // nil inherits the global key; [] is public
+			if _, ok := op.Responses["401"]; secured && !ok {
+				t.Errorf("%s takes the API key but documents no 401", name)
+			}
+			if !secured && strings.HasPrefix(path, "/api/") && path != "/api/health" && path != "/api/openapi.json" {
+				t.Errorf("%s is public, but every /api/* route but /api/health and /api/openapi.json takes the key", name)
+			}
+			if op.RequestBody != nil {
+				for mt, media := range op.RequestBody.Content {
+					if len(media.Examples) == 0 {
+						t.Errorf("%s: the %s request body has no examples", name, mt)
+					}
+				}
+			}
+			ok2xx := false
+			for status := range op.Responses {
+				ok2xx = ok2xx || strings.HasPrefix(status, "2")
+			}
+			if !ok2xx {
+				t.Errorf("%s documents no 2xx answer", name)
+			}
+		}
+	}
+}
