@@ -222,6 +222,33 @@ func TestBrowserDocsPageAndTemporalUI(t *testing.T) {
 			document.querySelector("#operations-Mensajes-sendMessage").innerText.includes("Hola, este es un mensaje de prueba")`, 20*time.Second)
 		p.screenshot(t, out, "docs-send-message")
 
+		// Try it out: with the key given to Authorize, the page calls the apiserver it
+		// came from (the document's server is "/") and shows the answer.
+		click := func(what, sel string) {
+			t.Helper()
+			if err := chromedp.Do(p.ctx, chromedp.Click(chromedp.CSS(sel))); err != nil {
+				t.Fatalf("click %s (%s): %v", what, sel, err)
+			}
+		}
+		click("Authorize", ".auth-wrapper .authorize")
+		if err := chromedp.Do(p.ctx, chromedp.SendKeys(chromedp.CSS(".modal-ux input[type=text], .modal-ux input[type=password]"), "clave-del-navegador")); err != nil {
+			t.Fatalf("type the API key: %v", err)
+		}
+		click("the modal's Authorize", ".modal-ux .auth-btn-wrapper .authorize")
+		click("close the modal", ".modal-ux .btn-done")
+		op := `[id^="operations-"][id$="-listNumbers"]`
+		p.wait(t, "the numbers operation", fmt.Sprintf(`!!document.querySelector(%q)`, op), 5*time.Second)
+		click("open GET /api/numbers", op+" .opblock-summary-control")
+		click("Try it out", op+" .try-out__btn")
+		click("Execute", op+" .execute")
+		// The live answer: the empty cache (the example shows Juan Pérez), fetched from
+		// this apiserver with the key.
+		p.wait(t, "the live answer of GET /api/numbers", fmt.Sprintf(`(() => {
+			const t = document.querySelector(%q).innerText;
+			return t.includes("Server response") && t.includes(%q) && t.includes("X-API-Key: clave-del-navegador") &&
+				/"numbers": \[\]/.test(t); })()`, op, s.API+"/api/numbers"), 20*time.Second)
+		p.screenshot(t, out, "docs-try-it-out")
+
 		requests, problems := p.seen()
 		for _, u := range requests {
 			if !strings.HasPrefix(u, s.API+"/") && !strings.HasPrefix(u, "data:") {
