@@ -25,15 +25,17 @@ import (
 // locally WAGATE_SKIP_BROWSER=1 turns the failure into a skip.
 func chromium(t *testing.T) string {
 	t.Helper()
+	names := []string{"chromium", "chromium-browser"}
 	if p := os.Getenv("WAGATE_CHROMIUM"); p != "" {
-		return p
+		names = []string{p}
 	}
-	for _, name := range []string{"chromium", "chromium-browser"} {
+	for _, name := range names {
 		if p, err := exec.LookPath(name); err == nil {
 			return p
 		}
 	}
-	msg := "Chromium is not installed: run `make chromium` (apt-get install -y chromium from Debian's packages) or set WAGATE_CHROMIUM to its path"
+	msg := fmt.Sprintf("Chromium is not installed (looked for %s): run `make chromium` (apt-get install -y chromium from Debian's packages) or set WAGATE_CHROMIUM to its path",
+		strings.Join(names, ", "))
 	if os.Getenv("WAGATE_SKIP_BROWSER") == "1" && os.Getenv("CI") == "" {
 		t.Skip(msg + "; skipped because WAGATE_SKIP_BROWSER=1")
 	}
@@ -68,10 +70,10 @@ type page struct {
 	problems []string
 }
 
-func newPage(t *testing.T) *page {
+func newPage(t *testing.T, chromiumPath string) *page {
 	t.Helper()
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromium(t)),
+		chromedp.ExecPath(chromiumPath),
 		chromedp.NoSandbox, // CI runs as root, where Chromium's sandbox cannot start
 		chromedp.Flag("disable-dev-shm-usage", true),
 		chromedp.WindowSize(1400, 1000),
@@ -183,6 +185,7 @@ func (p *page) seen() (requests, problems []string) {
 // apiserver's own files, and the Temporal Web UI must list a bulk task under its
 // task_id with its kind and progress.
 func TestBrowserDocsPageAndTemporalUI(t *testing.T) {
+	browser := chromium(t) // first, so that a missing browser fails (or skips) at once
 	out := outDir(t)
 	s := NewStack(t, StackOptions{WebUI: true, APIKey: "clave-del-navegador"})
 	if s.Dev.UIURL() == "" {
@@ -190,7 +193,7 @@ func TestBrowserDocsPageAndTemporalUI(t *testing.T) {
 	}
 
 	t.Run("docs", func(t *testing.T) {
-		p := newPage(t)
+		p := newPage(t, browser)
 		// Swagger UI draws one .opblock per operation once it has loaded the document.
 		p.open(t, s.API+"/docs", `document.querySelectorAll(".opblock").length > 0`, time.Minute)
 		rendered := eval[[]string](t, p, `[...document.querySelectorAll(".opblock")].map(o =>
@@ -271,7 +274,7 @@ func TestBrowserDocsPageAndTemporalUI(t *testing.T) {
 			t.Fatalf("task %s = %v", id, st)
 		}
 		ns := s.Config.TemporalNamespace
-		p := newPage(t)
+		p := newPage(t, browser)
 		list := fmt.Sprintf("%s/namespaces/%s/workflows", s.Dev.UIURL(), ns)
 		// The list is read once per load, and visibility may trail the close: reload
 		// until the task shows.
