@@ -268,51 +268,61 @@ func TestBrowserDocsPageAndTemporalUI(t *testing.T) {
 	})
 
 	t.Run("temporal-ui", func(t *testing.T) {
+		// The task is accepted while no worker runs, so the Web UI first shows it
+		// running with the memo the apiserver starts it with, then finished.
 		const n = 3
+		s.StopWorker()
 		id := queueBulk(t, s, n)
+		p := newPage(t, browser)
+		p.checkTask(t, s, out, id, "running", "RUNNING", fmt.Sprintf("0/%d (0%%)", n))
+
+		s.StartWorker(t)
 		if st := s.WaitTask(t, id, time.Minute); st["status"] != shared.StatusSuccess {
 			t.Fatalf("task %s = %v", id, st)
 		}
-		ns := s.Config.TemporalNamespace
-		p := newPage(t, browser)
-		list := fmt.Sprintf("%s/namespaces/%s/workflows", s.Dev.UIURL(), ns)
-		// The list is read once per load, and visibility may trail the close: reload
-		// until the task shows.
-		p.openUntil(t, list, fmt.Sprintf(`document.body.innerText.includes(%q)`, id), time.Minute)
-		row := eval[string](t, p, fmt.Sprintf(`(() => {
-			const a = [...document.querySelectorAll("a")].find(a => a.textContent.includes(%q));
-			let r = a; while (r && r.tagName !== "TR" && r.getAttribute("role") !== "row") r = r.parentElement;
-			return (r || a).innerText; })()`, id))
-		p.screenshot(t, out, "temporal-ui-workflows")
-		for _, want := range []string{shared.BulkWorkflowName, "COMPLETED"} {
-			if !strings.Contains(strings.ToUpper(row), strings.ToUpper(want)) {
-				t.Errorf("the Web UI's row of %s does not show %q:\n%s", id, want, row)
-			}
-		}
-
-		// The task's page: its memo holds the kind and the progress the workflow keeps.
-		desc, err := s.Temporal.DescribeWorkflowExecution(context.Background(), id, "")
-		if err != nil {
-			t.Fatal(err)
-		}
-		run := desc.GetWorkflowExecutionInfo().GetExecution().GetRunId()
-		p.open(t, fmt.Sprintf("%s/namespaces/%s/workflows/%s/%s/history", s.Dev.UIURL(), ns, id, run),
-			`[...document.querySelectorAll("button, a, [role=tab]")].some(e => e.textContent.trim() === "Memo")`, time.Minute)
-		p.wait(t, "open the Memo tab", `[...document.querySelectorAll("button, a, [role=tab]")].find(e => e.textContent.trim() === "Memo").click() || true`, 5*time.Second)
-		progress := fmt.Sprintf("%d/%d (100%%)", n, n)
-		p.wait(t, "the task's memo", fmt.Sprintf(`document.body.innerText.includes(%q) && document.body.innerText.includes(%q)`, "send-bulk", progress), 20*time.Second)
-		p.screenshot(t, out, "temporal-ui-task-memo")
-		text := eval[string](t, p, `document.body.innerText`)
-		for _, want := range []string{shared.MemoKind, shared.MemoProgress, shared.MemoSent, shared.MemoTotal} {
-			if !strings.Contains(text, want) {
-				t.Errorf("the task's memo in the Web UI does not name %q", want)
-			}
-		}
+		p.checkTask(t, s, out, id, "completed", "COMPLETED", fmt.Sprintf("%d/%d (100%%)", n, n))
 		_, problems := p.seen()
 		for _, pr := range problems {
 			t.Logf("the Web UI reported %s", pr)
 		}
 	})
+}
+
+// checkTask finds task id in the Web UI's workflow list with status, then opens it and
+// finds its kind and progress in the memo the bulk workflow keeps. Screenshots of both
+// pages are named after state.
+func (p *page) checkTask(t *testing.T, s *Stack, out, id, state, status, progress string) {
+	t.Helper()
+	ns := s.Config.TemporalNamespace
+	// The list is read once per load, and visibility may trail the workflow: reload
+	// until the task shows with its status.
+	list := fmt.Sprintf("%s/namespaces/%s/workflows", s.Dev.UIURL(), ns)
+	rowJS := fmt.Sprintf(`(() => {
+		const a = [...document.querySelectorAll("a")].find(a => a.textContent.includes(%q));
+		let r = a; while (r && r.tagName !== "TR" && r.getAttribute("role") !== "row") r = r.parentElement;
+		return r ? r.innerText : ""; })()`, id)
+	p.openUntil(t, list, fmt.Sprintf(`%s.toUpperCase().includes(%q)`, rowJS, status), time.Minute)
+	p.screenshot(t, out, "temporal-ui-workflows-"+state)
+	if row := eval[string](t, p, rowJS); !strings.Contains(row, shared.BulkWorkflowName) {
+		t.Errorf("the Web UI's row of %s does not show the workflow type %s:\n%s", id, shared.BulkWorkflowName, row)
+	}
+
+	desc, err := s.Temporal.DescribeWorkflowExecution(context.Background(), id, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := desc.GetWorkflowExecutionInfo().GetExecution().GetRunId()
+	memoTab := `[...document.querySelectorAll("button, a, [role=tab]")].find(e => e.textContent.trim() === "Memo")`
+	p.open(t, fmt.Sprintf("%s/namespaces/%s/workflows/%s/%s/history", s.Dev.UIURL(), ns, id, run), "!!"+memoTab, time.Minute)
+	p.wait(t, "open the Memo tab", memoTab+".click() || true", 5*time.Second)
+	p.wait(t, "the task's memo", fmt.Sprintf(`document.body.innerText.includes('"send-bulk"') && document.body.innerText.includes(%q)`, progress), 20*time.Second)
+	p.screenshot(t, out, "temporal-ui-task-memo-"+state)
+	text := eval[string](t, p, `document.body.innerText`)
+	for _, field := range []string{shared.MemoKind, shared.MemoProgress, shared.MemoSent, shared.MemoFailed, shared.MemoTotal} {
+		if !strings.Contains(text, `"`+field+`"`) {
+			t.Errorf("the memo of %s (%s) in the Web UI has no %q", id, state, field)
+		}
+	}
 }
 
 // head is s cut to at most n bytes, for logs.
