@@ -8,7 +8,7 @@ GO ?= go
 # the machine to itself after the unit packages.
 UNIT_PKGS = $$($(GO) list ./... | grep -v '/e2e$$')
 
-.PHONY: help run test test-unit test-e2e redis postgresql build prod-check-tools prod-check bench bench-quick fuzz vet fmt-check deps-check clean clean-data
+.PHONY: help run test test-unit test-e2e redis chromium postgresql build prod-check-tools prod-check bench bench-quick fuzz vet fmt-check deps-check clean clean-data
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -16,14 +16,14 @@ help: ## list the targets
 run: redis ## start the dev stack: API :5000, Temporal :7233, Web UI :8233, sandbox :8081
 	GOTOOLCHAIN=local $(GO) run ./cmd/wagate
 
-test: redis ## run every test (unit packages, then e2e on its own)
+test: redis chromium ## run every test (unit packages, then e2e on its own)
 	GOTOOLCHAIN=local $(GO) test -count=1 -timeout 60m $(UNIT_PKGS)
 	GOTOOLCHAIN=local $(GO) test -count=1 -timeout 60m -p 1 ./e2e
 
 test-unit: redis ## run the unit and Redis tests only
 	GOTOOLCHAIN=local $(GO) test -count=1 -timeout 30m $(UNIT_PKGS)
 
-test-e2e: redis ## run the end-to-end tests only
+test-e2e: redis chromium ## run the end-to-end tests only
 	GOTOOLCHAIN=local $(GO) test -count=1 -timeout 60m -p 1 ./e2e
 
 redis: ## install redis-server from Debian's packages unless it is there
@@ -34,6 +34,14 @@ redis: ## install redis-server from Debian's packages unless it is there
 	echo "redis-server not found: installing it with apt-get"; \
 	if [ "$$(id -u)" -eq 0 ]; then sudo=""; else sudo="sudo"; fi; \
 	$$sudo apt-get update && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends redis-server
+
+chromium: ## install Debian's headless Chromium unless it is there (the e2e browser tests)
+	@if [ -n "$$WAGATE_CHROMIUM" ] || command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; then \
+		exit 0; \
+	fi; \
+	echo "chromium not found: installing it with apt-get"; \
+	if [ "$$(id -u)" -eq 0 ]; then sudo=""; else sudo="sudo"; fi; \
+	$$sudo apt-get update && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium
 
 postgresql: ## install PostgreSQL from Debian's packages unless it is there (for make prod-check)
 	@if [ -n "$$PG_BIN" ] || command -v pg_ctl >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then \
@@ -78,11 +86,11 @@ fmt-check: ## fail when a Go file is not gofmt-formatted
 	out="$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.wagate/*'))"; \
 	if [ -n "$$out" ]; then echo "not gofmt-formatted:"; echo "$$out"; exit 1; fi
 
-deps-check: ## fail when a production binary links the embedded Temporal server
+deps-check: ## fail when a production binary links the embedded Temporal server or a test-only library (OpenAPI validator, browser driver)
 	@export GOTOOLCHAIN=local; \
-	bad="$$($(GO) list -deps ./cmd/apiserver ./cmd/worker | grep -E '^(github.com/wagate/wagate/devserver|go.temporal.io/server|github.com/temporalio/ui-server)' | sort -u)"; \
+	bad="$$($(GO) list -deps ./cmd/apiserver ./cmd/worker | grep -E '^(github.com/wagate/wagate/devserver|go.temporal.io/server|github.com/temporalio/ui-server|github.com/pb33f/|github.com/chromedp/|github.com/wagate/wagate/internal/(openapicheck|contract))' | sort -u)"; \
 	if [ -n "$$bad" ]; then echo "production binaries link:"; echo "$$bad"; exit 1; fi; \
-	echo "cmd/apiserver and cmd/worker do not link the embedded server"
+	echo "cmd/apiserver and cmd/worker link neither the embedded server nor the test-only libraries"
 
 clean: ## remove built binaries
 	rm -rf bin

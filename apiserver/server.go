@@ -86,8 +86,13 @@ func New(d Deps) http.Handler {
 	r.Get("/webhook", s.handleWebhookVerify)
 	r.Post("/webhook", s.handle(s.webhook))
 
+	// The API's document and its docs page need no key (see openAPI).
+	r.Get("/docs", s.docsPage)
+	r.Get("/docs/assets/{file}", s.handle(s.docsAsset))
+
 	r.Route("/api", func(r chi.Router) {
 		r.Get("/health", s.handle(s.health))
+		r.Get("/openapi.json", s.openAPI)
 		r.Group(func(r chi.Router) {
 			r.Use(s.requireAPIKey)
 

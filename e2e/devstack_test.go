@@ -205,6 +205,20 @@ func TestMakeRunOnAFreshMachine(t *testing.T) {
 	if redisURL == "" || !strings.Contains(p.Output(), "(redis-server, data in ") {
 		t.Fatalf("the dev stack did not start its own redis-server:\n%s", p.Output())
 	}
+	// The banner names the docs page, and the page and its document are there.
+	if !strings.Contains(p.Output(), api+"/docs") {
+		t.Errorf("banner does not show the docs page %s/docs:\n%s", api, p.Output())
+	}
+	for path, ctype := range map[string]string{"/docs": "text/html", "/api/openapi.json": "application/json"} {
+		res, err := http.Get(api + path)
+		if err != nil {
+			t.Fatalf("GET %s: %v", path, err)
+		}
+		res.Body.Close()
+		if res.StatusCode != http.StatusOK || !strings.HasPrefix(res.Header.Get("Content-Type"), ctype) {
+			t.Errorf("GET %s on the dev stack = %d %q, want 200 %s", path, res.StatusCode, res.Header.Get("Content-Type"), ctype)
+		}
+	}
 	id := devStackSend(t, api)
 	stopDevStack(t, p, redisURL)
 	for _, f := range []string{filepath.Join(data, "temporal", "temporal.db"), filepath.Join(data, "redis", "appendonlydir")} {

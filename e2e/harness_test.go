@@ -87,6 +87,9 @@ type StackOptions struct {
 	// NoWorker starts no in-process worker: for tests that run the worker binary as a
 	// child process (StartBinary) or start one later (StartWorker).
 	NoWorker bool
+	// WebUI serves the embedded Temporal Web UI on a free port (Dev.UIURL()), for the
+	// browser tests.
+	WebUI bool
 	// SandboxWebhooks makes the sandbox post signed status webhooks (sent, delivered,
 	// read) to the API's /webhook, as the dev stack does. Off by default so that inbound
 	// tests see only the events they post.
@@ -202,6 +205,9 @@ func NewStack(t *testing.T, o StackOptions) *Stack {
 
 	// Temporal.
 	devOpts := devserver.Options{UIPort: -1, Logger: logger.With("component", "temporal"), Namespace: cfg.TemporalNamespace}
+	if o.WebUI {
+		devOpts.UIPort = 0
+	}
 	if o.DataDir != "" {
 		devOpts.DataDir = filepath.Join(o.DataDir, "temporal")
 	}

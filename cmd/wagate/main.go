@@ -361,6 +361,7 @@ func printBanner(out io.Writer, b banner) {
 	fmt.Fprintf(out, `
   wagate dev stack is up
     API              %s   (curl %s/api/health)
+    API docs         %s/docs   (document: %s/api/openapi.json)
     Temporal Web UI  %s
     Temporal         %s
     Graph API        %s
@@ -372,5 +373,5 @@ func printBanner(out io.Writer, b banner) {
     Data             %s   (kept across restarts)
   Ctrl-C stops everything.
 
-`, b.api, b.api, b.ui, b.temporal, b.graph, media, b.redis, b.websocket, b.verify, b.webhooks, b.data)
+`, b.api, b.api, b.api, b.api, b.ui, b.temporal, b.graph, media, b.redis, b.websocket, b.verify, b.webhooks, b.data)
 }
