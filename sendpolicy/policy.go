@@ -155,8 +155,9 @@ func (p *Policy) AcquireHolding(ctx context.Context, h redisstore.HoldRequest) (
 		a, c, err := p.b.AdmitHolding(ctx, h)
 		claim = c
 		if err == nil && c != redisstore.ClaimGo && (a.Verdict == redisstore.AdmitSend || a.Verdict == redisstore.AdmitProbe) {
-			// Not this caller's recipient to send: give the probe lease back, if any.
-			(&Permit{p: p, token: a.Token}).Abandon()
+			// Not this caller's recipient to send (no send was abandoned): give the probe
+			// lease back, if any.
+			(&Permit{p: p, token: a.Token}).release()
 		}
 		return a, err
 	}
@@ -293,6 +294,11 @@ func (pm *Permit) Done(ctx context.Context, err error) Outcome {
 // because the caller's context ended; a probe's lease is released.
 func (pm *Permit) Abandon() {
 	pm.p.m.Abandoned()
+	pm.release()
+}
+
+// release gives a probe's lease back, if the permit holds one.
+func (pm *Permit) release() {
 	if pm.token == "" {
 		return
 	}
