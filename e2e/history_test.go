@@ -21,10 +21,12 @@ import (
 
 // A real BulkSend history (media upload, two chunks, finish) replays on the current
 // workflow code. With WAGATE_RECORD_BULK_HISTORY=<file> it is also written out, which
-// is how workflows/testdata/bulk_v1.json was made.
+// is how workflows/testdata/bulk_v1.json, bulk_v2.json and bulk_v4.json were made.
 func TestBulkHistoryReplays(t *testing.T) {
 	s := NewStack(t, StackOptions{MaxWorkers: 1, ChunkReturns: true})
-	n := shared.ChunkSize(1) + 1
+	// A SendRange that returns lets the sends it already admitted finish (one per slot),
+	// so the second chunk must hold more than one recipient to need a second activity.
+	n := shared.ChunkSize(1) + 5
 	phones := make([]string, n)
 	for i := range phones {
 		phones[i] = fmt.Sprintf("5733%08d", i)
@@ -49,14 +51,16 @@ func TestBulkHistoryReplays(t *testing.T) {
 		h.Events = append(h.Events, ev)
 	}
 	scheduled := 0
+	var types []string
 	for _, ev := range h.Events {
 		if ev.GetEventType() == enumspb.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED {
 			scheduled++
+			types = append(types, ev.GetActivityTaskScheduledEventAttributes().GetActivityType().GetName())
 		}
 	}
 	// Upload, two chunks, finish.
 	if scheduled != 4 {
-		t.Errorf("history schedules %d activities, want 4 (upload, 2 chunks, finish)", scheduled)
+		t.Errorf("history schedules %d activities %v, want 4 (upload, 2 chunks, finish)", scheduled, types)
 	}
 
 	r := worker.NewWorkflowReplayer()

@@ -19,7 +19,8 @@ import (
 // change that breaks any needs workflow.GetVersion.
 func TestBulkSendReplaysRecordedHistory(t *testing.T) {
 	for _, file := range []string{"testdata/bulk_v1.json", "testdata/bulk_v2.json", "testdata/bulk_v3_delivery.json",
-		"testdata/bulk_v3_cancel.json", "testdata/bulk_v3_pause.json", "testdata/bulk_v3_send_at.json"} {
+		"testdata/bulk_v3_cancel.json", "testdata/bulk_v3_pause.json", "testdata/bulk_v3_send_at.json",
+		"testdata/bulk_v4.json"} {
 		t.Run(file, func(t *testing.T) {
 			r := worker.NewWorkflowReplayer()
 			r.RegisterWorkflowWithOptions(BulkSend, workflow.RegisterOptions{Name: shared.BulkWorkflowName})
