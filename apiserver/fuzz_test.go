@@ -6,8 +6,10 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"go.temporal.io/sdk/client"
 
@@ -150,4 +152,80 @@ func registryRefusal(msg string) bool {
 		}
 	}
 	return false
+}
+
+// queryEndpoints are the endpoints whose input is the path and the query (task listing,
+// the recipient listing and its CSV, a message's timeline, task control) and the
+// Idempotency-Key header of the sending endpoints.
+var queryEndpoints = []struct{ method, path, seed string }{
+	{http.MethodGet, "/api/tasks", "status=SUCCESS&kind=send-bulk&created_from=2026-01-01T00:00:00Z&limit=20"},
+	{http.MethodGet, "/api/task-status/4f1c2a3b-1d2e-4f5a-8b9c-0d1e2f3a4b5c/recipients", "status=read&limit=10&cursor=100"},
+	{http.MethodGet, "/api/task-status/4f1c2a3b-1d2e-4f5a-8b9c-0d1e2f3a4b5c/recipients", "format=csv"},
+	{http.MethodGet, "/api/messages/wamid.HBgLNTczMTIzNDU2Nzg5FQIAERgSQUJDREVGMTIzNDU2Nzg5MDEyAA==", ""},
+	{http.MethodPost, "/api/task-cancel/4f1c2a3b-1d2e-4f5a-8b9c-0d1e2f3a4b5c", ""},
+	{http.MethodPost, "/api/task-pause/4f1c2a3b-1d2e-4f5a-8b9c-0d1e2f3a4b5c", ""},
+	{http.MethodPost, "/api/task-resume/4f1c2a3b-1d2e-4f5a-8b9c-0d1e2f3a4b5c", ""},
+	{http.MethodDelete, "/api/task-status/4f1c2a3b-1d2e-4f5a-8b9c-0d1e2f3a4b5c", ""},
+	{http.MethodPost, "/api/send-bulk", "idempotency-key"},
+}
+
+// Every query, path segment and Idempotency-Key answers JSON (or a CSV export) in the
+// contract's shape, never a 500 and never a crash, with an error of bounded size.
+func FuzzQueries(f *testing.F) {
+	for i, e := range queryEndpoints {
+		f.Add(uint8(i), e.seed, "campaña-2026-12-01")
+		f.Add(uint8(i), strings.Repeat("status=x&", 50), strings.Repeat("ñ", 300))
+		f.Add(uint8(i), "limit=-1&cursor=%ff&created_to=mañana", "\x00")
+	}
+	tc, err := client.NewLazyClient(client.Options{HostPort: "127.0.0.1:1", Logger: quietLogger{}})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(tc.Close)
+	sb := sandbox.New(sandbox.Options{PhoneNumberID: "100000000000001", Token: "tok"})
+	meta := httptest.NewServer(sb.Handler())
+	f.Cleanup(meta.Close)
+	api := New(Deps{
+		Config:   shared.Config{BulkMaxWorkers: 10, WhatsAppMaxMPS: 100000},
+		Temporal: tc,
+		Graph:    graphapi.New(graphapi.Config{BaseURL: meta.URL, Token: "tok", PhoneNumberID: "100000000000001"}),
+		Store:    redisstore.New(testredis.New(f), ""),
+		Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	f.Fuzz(func(t *testing.T, which uint8, query, key string) {
+		e := queryEndpoints[int(which)%len(queryEndpoints)]
+		u := &url.URL{Path: e.path, RawQuery: query}
+		var body io.Reader
+		if e.method == http.MethodPost && e.path == "/api/send-bulk" {
+			u.RawQuery = ""
+			body = strings.NewReader(`{"recipients":[{"phone":"573123456789","message":"Hola"}],"use_queue":true}`)
+		}
+		req := httptest.NewRequest(e.method, "/", body)
+		req.URL = u
+		req.RequestURI = u.RequestURI()
+		if key != "" && utf8.ValidString(key) && !strings.ContainsAny(key, "\r\n\x00") {
+			req.Header.Set("Idempotency-Key", key)
+		}
+		rec := httptest.NewRecorder()
+		api.ServeHTTP(rec, req)
+		if rec.Code >= 500 && rec.Code != http.StatusServiceUnavailable {
+			t.Fatalf("%s %s = %d %s", e.method, u, rec.Code, rec.Body)
+		}
+		if strings.HasPrefix(rec.Header().Get("Content-Type"), "text/csv") && rec.Code == http.StatusOK {
+			return
+		}
+		var out map[string]any
+		if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil {
+			t.Fatalf("%s %s answered non-JSON %q", e.method, u, rec.Body)
+		}
+		if rec.Code >= 400 {
+			msg, _ := out["error"].(string)
+			if out["success"] != false || msg == "" {
+				t.Fatalf("%s %s = %d %v, want the contract's error shape", e.method, u, rec.Code, out)
+			}
+			if n := utf8.RuneCountInString(msg); n > 300 {
+				t.Fatalf("%s %s: error of %d characters quotes unbounded input: %q", e.method, u, n, msg)
+			}
+		}
+	})
 }
