@@ -208,28 +208,8 @@ func (s *Server) controlError(ctx context.Context, id string, err error) error {
 // controlBody answers a control: success, its message, and the task's state as
 // task-status renders it.
 func controlBody(st shared.TaskState, msg string) map[string]any {
-	errs := st.Result.Errors
-	if errs == nil {
-		errs = []shared.RecipientError{}
-	}
-	body := map[string]any{
-		"success": true,
-		"message": msg,
-		"task_id": st.TaskID,
-		"kind":    st.Kind,
-		"status":  st.Status,
-		"result": map[string]any{
-			"sent": st.Result.Sent, "failed": st.Result.Failed, "total": st.Result.Total, "errors": errs,
-		},
-		"created_at":   st.CreatedAt.UTC().Format(time.RFC3339),
-		"completed_at": formatTime(st.CompletedAt),
-	}
-	if st.Waiting != "" {
-		body["waiting"] = st.Waiting
-		body["waiting_since"] = formatTime(st.WaitingSince)
-	}
-	if st.SendAt != nil {
-		body["send_at"] = formatTime(st.SendAt)
-	}
+	body := taskBody(st, resultBody(st))
+	body["success"] = true
+	body["message"] = msg
 	return body
 }

@@ -32,14 +32,25 @@ func (s *Server) taskStatus(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	result := resultBody(st)
+	s.deliveryResult(r.Context(), id, result, &st)
+	body := taskBody(st, result)
+	writeJSON(w, http.StatusOK, body)
+	return nil
+}
+
+// resultBody is task-status's result: the contract's counts and errors.
+func resultBody(st shared.TaskState) map[string]any {
 	errs := st.Result.Errors
 	if errs == nil {
 		errs = []shared.RecipientError{}
 	}
-	result := map[string]any{
-		"sent": st.Result.Sent, "failed": st.Result.Failed, "total": st.Result.Total, "errors": errs,
-	}
-	s.deliveryResult(r.Context(), id, result, &st)
+	return map[string]any{"sent": st.Result.Sent, "failed": st.Result.Failed, "total": st.Result.Total, "errors": errs}
+}
+
+// taskBody is task-status's answer for st with result: the contract's fields, and what
+// the task waits on and when it is scheduled when it does or is.
+func taskBody(st shared.TaskState, result map[string]any) map[string]any {
 	body := map[string]any{
 		"task_id":      st.TaskID,
 		"kind":         st.Kind,
@@ -55,8 +66,7 @@ func (s *Server) taskStatus(w http.ResponseWriter, r *http.Request) error {
 	if st.SendAt != nil {
 		body["send_at"] = formatTime(st.SendAt)
 	}
-	writeJSON(w, http.StatusOK, body)
-	return nil
+	return body
 }
 
 // waiting fills in what a running task waits on: the live circuit breaker of its

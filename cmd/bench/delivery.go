@@ -3,12 +3,9 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -56,22 +53,7 @@ func (b *bench) runDeliveryOnly(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
-	if o.out == "" {
-		fmt.Print(md)
-		return nil
-	}
-	old, err := os.ReadFile(o.out)
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return err
-	}
-	if err := os.MkdirAll(filepath.Dir(o.out), 0o755); err != nil {
-		return err
-	}
-	if err := os.WriteFile(o.out, []byte(spliceDelivery(string(old), md)), 0o644); err != nil {
-		return err
-	}
-	fmt.Println("wrote the delivery tracking rows into", o.out)
-	return nil
+	return spliceInto(o.out, md, spliceDelivery, "the delivery tracking rows")
 }
 
 // spliceDelivery replaces the delivery section of a report, or appends it.

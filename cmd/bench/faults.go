@@ -146,21 +146,27 @@ func (b *bench) runFaultsOnly(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
-	if o.out == "" {
+	return spliceInto(o.out, md, spliceSection, "the fault rows")
+}
+
+// spliceInto prints a section measured on its own (out empty) or splices it into the
+// report out with splice, keeping the rest of the report.
+func spliceInto(out, md string, splice func(report, section string) string, what string) error {
+	if out == "" {
 		fmt.Print(md)
 		return nil
 	}
-	old, err := os.ReadFile(o.out)
+	old, err := os.ReadFile(out)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
-	if err := os.MkdirAll(filepath.Dir(o.out), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
 		return err
 	}
-	if err := os.WriteFile(o.out, []byte(spliceSection(string(old), md)), 0o644); err != nil {
+	if err := os.WriteFile(out, []byte(splice(string(old), md)), 0o644); err != nil {
 		return err
 	}
-	fmt.Println("wrote the fault rows into", o.out)
+	fmt.Println("wrote", what, "into", out)
 	return nil
 }
 

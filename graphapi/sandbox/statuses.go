@@ -166,13 +166,7 @@ func planDraw(seed, salt uint64, digits string) float64 {
 	binary.LittleEndian.PutUint64(b[8:], salt)
 	h.Write(b[:])
 	h.Write([]byte(digits))
-	x := h.Sum64()
-	x ^= x >> 30
-	x *= 0xbf58476d1ce4e5b9
-	x ^= x >> 27
-	x *= 0x94d049bb133111eb
-	x ^= x >> 31
-	return float64(x>>11) / (1 << 53)
+	return unit(h.Sum64())
 }
 
 func failedDetails(code int) string {

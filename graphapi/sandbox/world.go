@@ -233,7 +233,12 @@ func (m *Mix) draw(digits string) float64 {
 	binary.LittleEndian.PutUint64(b[:], m.Seed)
 	h.Write(b[:])
 	h.Write([]byte(digits))
-	x := h.Sum64()
+	return unit(h.Sum64())
+}
+
+// unit maps a hash to [0, 1) uniformly through a 64-bit finaliser (splitmix64's), so
+// that neighbouring inputs land far apart.
+func unit(x uint64) float64 {
 	x ^= x >> 30
 	x *= 0xbf58476d1ce4e5b9
 	x ^= x >> 27
