@@ -34,26 +34,35 @@ type acceptLog struct {
 
 func (l *acceptLog) wrap(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodPost || !strings.HasSuffix(r.URL.Path, "/messages") {
+		to, ok := sentTo(r)
+		if !ok {
 			h.ServeHTTP(w, r)
 			return
 		}
-		body, _ := io.ReadAll(r.Body)
-		r.Body = io.NopCloser(bytes.NewReader(body))
-		var req struct {
-			To string `json:"to"`
-		}
-		_ = json.Unmarshal(body, &req)
-		req.To = strings.TrimPrefix(req.To, "+")
 		rec := &statusWriter{ResponseWriter: w, code: http.StatusOK}
 		h.ServeHTTP(rec, r)
 		if rec.code == http.StatusOK {
 			l.mu.Lock()
-			l.at[req.To] = append(l.at[req.To], time.Now())
-			l.order = append(l.order, req.To)
+			l.at[to] = append(l.at[to], time.Now())
+			l.order = append(l.order, to)
 			l.mu.Unlock()
 		}
 	})
+}
+
+// sentTo reads the recipient's digits of a Graph API send request and leaves its body
+// to be read again; ok is false for any other request.
+func sentTo(r *http.Request) (to string, ok bool) {
+	if r.Method != http.MethodPost || !strings.HasSuffix(r.URL.Path, "/messages") {
+		return "", false
+	}
+	body, _ := io.ReadAll(r.Body)
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	var req struct {
+		To string `json:"to"`
+	}
+	_ = json.Unmarshal(body, &req)
+	return strings.TrimPrefix(req.To, "+"), true
 }
 
 func (l *acceptLog) first(to string) time.Time {

@@ -1,14 +1,11 @@
 package activities
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -26,17 +23,11 @@ func pairOnce(h http.Handler, to map[string]bool) http.Handler {
 	var mu sync.Mutex
 	seen := map[string]bool{}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodPost || !strings.HasSuffix(r.URL.Path, "/messages") {
+		digits, ok := sentTo(r)
+		if !ok {
 			h.ServeHTTP(w, r)
 			return
 		}
-		body, _ := io.ReadAll(r.Body)
-		r.Body = io.NopCloser(bytes.NewReader(body))
-		var req struct {
-			To string `json:"to"`
-		}
-		_ = json.Unmarshal(body, &req)
-		digits := strings.TrimPrefix(req.To, "+")
 		mu.Lock()
 		first := to[digits] && !seen[digits]
 		seen[digits] = true

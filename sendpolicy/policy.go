@@ -150,47 +150,44 @@ func (p *Policy) TryAcquire(ctx context.Context) (*Permit, error) {
 // returns no permit and the hold's result; otherwise the permit, once admitted, and
 // redisstore.ClaimGo.
 func (p *Policy) AcquireHolding(ctx context.Context, h redisstore.HoldRequest) (*Permit, redisstore.ClaimResult, error) {
-	var claim redisstore.ClaimResult
-	first := func(ctx context.Context) (redisstore.Admission, error) {
-		a, c, err := p.b.AdmitHolding(ctx, h)
-		claim = c
-		if err == nil && c != redisstore.ClaimGo && (a.Verdict == redisstore.AdmitSend || a.Verdict == redisstore.AdmitProbe) {
-			// Not this caller's recipient to send (no send was abandoned): give the probe
-			// lease back, if any.
-			(&Permit{p: p, token: a.Token}).release()
-		}
-		return a, err
-	}
-	pm, err := p.acquireWith(ctx, true, first, func() bool { return claim == redisstore.ClaimGo })
-	if err != nil || claim != redisstore.ClaimGo {
+	cuts := p.cuts.Load()
+	a, claim, err := p.b.AdmitHolding(ctx, h)
+	if err != nil {
 		return nil, claim, err
 	}
-	return pm, claim, nil
+	if claim != redisstore.ClaimGo {
+		// Not this caller's recipient to send (no send was abandoned): give the probe
+		// lease back, if the admission handed it out.
+		(&Permit{p: p, token: a.Token}).release()
+		return nil, claim, nil
+	}
+	pm, err := p.acquireWith(ctx, true, &admitted{a: a, cuts: cuts})
+	return pm, claim, err
+}
+
+// admitted is an admission already made, and the count of rate cuts before it.
+type admitted struct {
+	a    redisstore.Admission
+	cuts int64
 }
 
 func (p *Policy) acquire(ctx context.Context, wait bool) (*Permit, error) {
-	return p.acquireWith(ctx, wait, nil, nil)
+	return p.acquireWith(ctx, wait, nil)
 }
 
-// acquireWith is acquire whose first admission is made by first (nil: Admit); after it,
-// proceed (nil: always) says whether to go on at all.
-func (p *Policy) acquireWith(ctx context.Context, wait bool, first func(context.Context) (redisstore.Admission, error),
-	proceed func() bool) (*Permit, error) {
+// acquireWith is acquire whose first admission, when first is not nil, was already made.
+func (p *Policy) acquireWith(ctx context.Context, wait bool, first *admitted) (*Permit, error) {
 	for {
-		cuts := p.cuts.Load()
-		admit := p.b.Admit
+		var a redisstore.Admission
+		var cuts int64
 		if first != nil {
-			admit, first = first, nil
-		}
-		a, err := admit(ctx)
-		if err != nil {
-			return nil, err
-		}
-		if proceed != nil {
-			if !proceed() {
-				return nil, nil
+			a, cuts, first = first.a, first.cuts, nil
+		} else {
+			cuts = p.cuts.Load()
+			var err error
+			if a, err = p.b.Admit(ctx); err != nil {
+				return nil, err
 			}
-			proceed = nil
 		}
 		switch a.Verdict {
 		case redisstore.AdmitSend, redisstore.AdmitProbe:
