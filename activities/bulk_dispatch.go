@@ -399,8 +399,15 @@ func (d *dispatch) attempt(sendCtx, acquireCtx context.Context, it item) outcome
 	switch {
 	case err != nil:
 		if acquireCtx.Err() != nil {
-			// Given back before its send; a claim already written only says that it may
-			// have been sent, and the next activity takes it over.
+			// Given back before its send. Its claim, which may have been written even when
+			// the round trip was cut short, is turned back into a retry due now, with the
+			// recipient's attempt counts: nothing was sent, and a paused or cancelled task
+			// must not show it as in flight. Should that write fail, the claim stays: it
+			// only says that the recipient may have been sent, and the next activity
+			// takes it over.
+			if o := d.park(sendCtx, it, time.Now(), outcome{it: it, unsent: true}); o.err == nil {
+				return o
+			}
 			return outcome{it: it, unsent: true}
 		}
 		return outcome{it: it, err: fmt.Errorf("send admission of recipient %d: %w", it.index, err)}
