@@ -60,6 +60,18 @@ type outcome struct {
 	aborted bool  // its send was cut off by the end of the activity; it stays claimed
 	paused  bool  // Meta refused its template as paused or disabled; parked, uncharged
 	err     error // the attempt must fail (a ledger failure, or a newer attempt took over)
+	// record: the send is over and its final outcome is still to be written; the slot
+	// is free, and the write rides with the next send's admission (or goes alone).
+	record *pending
+	// written: the report of a pending write (final, failed and err say how it went);
+	// it frees no slot. alone: it was made on its own, not with a send's admission.
+	written, alone bool
+}
+
+// pending is a send's final outcome waiting for its ledger write.
+type pending struct {
+	it    item
+	entry redisstore.LedgerEntry
 }
 
 // dispatch is one run of the continuous dispatcher over recipients [start, end) of a
@@ -139,7 +151,7 @@ func (d *dispatch) probeAnswered(o outcome) {
 		return
 	}
 	d.tmplProbing = false
-	if o.final {
+	if o.final || o.record != nil {
 		d.tmplPaused, d.tmplSince = false, time.Time{}
 		return
 	}
@@ -205,7 +217,10 @@ func (d *dispatch) run(ctx context.Context) (int, error) {
 	frontier := d.start
 	var ready []item
 	var backoff itemHeap
-	inflight := 0
+	inflight := 0 // sends: at most d.workers
+	// Final outcomes waiting for their ledger write, and the writes made on their own.
+	var unwritten []*pending
+	writing := 0
 	results := make(chan outcome, d.workers)
 	pagesDone := false
 	stopping := false
@@ -246,7 +261,9 @@ func (d *dispatch) run(ctx context.Context) (int, error) {
 			stop(nil)
 		default:
 		}
-		for !stopping && inflight < d.workers {
+		// A write made on its own holds its slot, as the send it records did: at most
+		// d.workers recipients are sent and not yet recorded at any time.
+		for !stopping && inflight+writing < d.workers {
 			if d.tmplPaused && (d.tmplProbing || now.Before(d.tmplProbeAt)) {
 				break
 			}
@@ -263,12 +280,22 @@ func (d *dispatch) run(ctx context.Context) (int, error) {
 				it.probe, d.tmplProbing = true, true
 			}
 			inflight++
-			go func(it item) { results <- d.attempt(sendCtx, acquireCtx, it) }(it)
+			var prev *pending
+			if n := len(unwritten); n > 0 {
+				prev, unwritten = unwritten[n-1], unwritten[:n-1]
+			}
+			go func(it item) { results <- d.attempt(sendCtx, acquireCtx, it, prev, results) }(it)
 		}
+		// The outcomes no send took along are written on their own at once.
+		for _, p := range unwritten {
+			writing++
+			go func() { results <- d.write(sendCtx, p, nil) }()
+		}
+		unwritten = unwritten[:0]
 		for frontier < d.end && final[frontier-d.start] {
 			frontier++
 		}
-		if frontier == d.end || (stopping && inflight == 0) {
+		if frontier == d.end || (stopping && inflight == 0 && writing == 0) {
 			break
 		}
 		if !stopping && d.advance > 0 && frontier-d.start >= d.advance && time.Since(began) >= d.minTime {
@@ -287,7 +314,7 @@ func (d *dispatch) run(ctx context.Context) (int, error) {
 		var timerC <-chan time.Time
 		// While the template gate waits for its probe's answer nothing can start, and the
 		// answer wakes the loop.
-		if !stopping && inflight < d.workers && !(d.tmplPaused && d.tmplProbing) {
+		if !stopping && inflight+writing < d.workers && !(d.tmplPaused && d.tmplProbing) {
 			var wake time.Time
 			if backoff.Len() > 0 {
 				wake = backoff[0].at
@@ -332,11 +359,29 @@ func (d *dispatch) run(ctx context.Context) (int, error) {
 				}
 			}
 		case o := <-results:
+			if o.written {
+				if o.alone {
+					writing--
+				}
+				switch {
+				case o.err != nil:
+					stop(o.err)
+					abort()
+				case o.final:
+					final[o.it.index-d.start] = true
+					if o.failed {
+						d.phones[o.it.index] = o.it.msg.To
+					}
+				}
+				continue
+			}
 			inflight--
 			if !o.paused {
 				d.probeAnswered(o)
 			}
 			switch {
+			case o.record != nil:
+				unwritten = append(unwritten, o.record)
 			case o.paused:
 				d.pauseTemplate(&o.it, time.Now())
 				heap.Push(&backoff, o.it)
@@ -389,24 +434,33 @@ func (d *dispatch) run(ctx context.Context) (int, error) {
 // attempt makes one send of a recipient: admission (breaker and governor), claim,
 // Graph API call, report, and then the recipient's final outcome or its backoff, both
 // written to the ledger.
-func (d *dispatch) attempt(sendCtx, acquireCtx context.Context, it item) outcome {
-	// The claim rides with the admission: one round trip before the Graph API call.
+func (d *dispatch) attempt(sendCtx, acquireCtx context.Context, it item, prev *pending, results chan<- outcome) outcome {
+	// The claim rides with the admission, and with them the ledger write of the last
+	// send of this slot, if it is pending: one round trip before the Graph API call.
+	var rec *redisstore.RecordRequest
+	if prev != nil {
+		rec = &redisstore.RecordRequest{Index: prev.it.index, Entry: prev.entry}
+	}
 	pm, claim, err := d.pol.AcquireHolding(acquireCtx, redisstore.HoldRequest{TaskID: d.taskID, Index: it.index,
 		Entry: redisstore.LedgerEntry{
 			State: redisstore.LedgerClaimed, Attempt: d.owner,
 			Charged: it.att.Charged, Paired: it.att.Paired, Throttled: it.att.Throttled,
-		}})
+		}, Record: rec})
+	if prev != nil {
+		results <- d.write(sendCtx, prev, rec)
+	}
 	switch {
 	case err != nil:
 		if acquireCtx.Err() != nil {
-			// Given back before its send. Its claim, which may have been written even when
-			// the round trip was cut short, is turned back into a retry due now, with the
-			// recipient's attempt counts: nothing was sent, and a paused or cancelled task
-			// must not show it as in flight. Should that write fail, the claim stays: it
-			// only says that the recipient may have been sent, and the next activity
-			// takes it over.
-			if o := d.park(sendCtx, it, time.Now(), outcome{it: it, unsent: true}); o.err == nil {
-				return o
+			// Given back before its send. A claim it made is turned back into a retry due
+			// now, with the recipient's attempt counts: nothing was sent, and a paused or
+			// cancelled task must not show it as in flight. Should that write fail, the
+			// claim stays: it only says that the recipient may have been sent, and the
+			// next activity takes it over.
+			if claim == redisstore.ClaimGo {
+				if o := d.park(sendCtx, it, time.Now(), outcome{it: it, unsent: true}); o.err == nil {
+					return o
+				}
 			}
 			return outcome{it: it, unsent: true}
 		}
@@ -428,10 +482,6 @@ func (d *dispatch) attempt(sendCtx, acquireCtx context.Context, it item) outcome
 	}
 	step := d.pol.Next(&it.att, o)
 
-	// The ledger write must land even when the activity is being cancelled: the send
-	// already happened.
-	wctx, cancel := context.WithTimeout(context.WithoutCancel(sendCtx), 10*time.Second)
-	defer cancel()
 	if step.Final {
 		entry := redisstore.LedgerEntry{State: redisstore.LedgerSent}
 		if serr == nil {
@@ -440,13 +490,26 @@ func (d *dispatch) attempt(sendCtx, acquireCtx context.Context, it item) outcome
 			entry = failed(serr)
 		}
 		entry.Phone = it.msg.To // for delivery tracking
-		if _, err := d.a.Store.Record(wctx, d.taskID, it.index, entry); err != nil {
-			return outcome{it: it, err: fmt.Errorf("record recipient %d: %w", it.index, err)}
-		}
-		return outcome{it: it, final: true, failed: serr != nil}
+		return outcome{it: it, record: &pending{it: it, entry: entry}}
 	}
 	it.at = time.Now().Add(step.Delay)
-	return d.park(wctx, it, it.at, outcome{it: it, retry: true})
+	return d.park(sendCtx, it, it.at, outcome{it: it, retry: true})
+}
+
+// write reports the ledger write of a pending final outcome: made already by rec (the
+// round trip of a send's admission), or made now, on its own. The write must land
+// even when the activity is being cancelled: the send already happened.
+func (d *dispatch) write(ctx context.Context, p *pending, rec *redisstore.RecordRequest) outcome {
+	o := outcome{it: p.it, written: true, alone: rec == nil, final: true, failed: p.entry.State == redisstore.LedgerFailed}
+	if rec != nil && rec.Done && rec.Err == nil {
+		return o
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if _, err := d.a.Store.Record(ctx, d.taskID, p.it.index, p.entry); err != nil {
+		return outcome{it: p.it, written: true, alone: o.alone, err: fmt.Errorf("record recipient %d: %w", p.it.index, err)}
+	}
+	return o
 }
 
 // park writes a recipient's backoff until at to the ledger, with its attempt counts,

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -168,6 +169,55 @@ func TestSendRangeBackoffReleasesItsSlot(t *testing.T) {
 		t.Errorf("sandbox: %d in flight at most, %d accepted, %d duplicates; want <= %d, %d, 0",
 			st.MaxInFlight, st.Accepted, st.Duplicates, workers, len(msgs))
 	}
+}
+
+// A slot writes its last send's outcome in the round trip that admits and claims its
+// next recipient: one round trip per send, and still never more than BULK_MAX_WORKERS
+// recipients sent and not yet recorded, which is what a crash can repeat.
+func TestSendRangeRecordsWithTheNextAdmission(t *testing.T) {
+	t.Run("one round trip per send", func(t *testing.T) {
+		const n = 30
+		f := newFixture(t, sandbox.Options{}, 100_000)
+		f.stage(t, "trips", n)
+		before, _ := f.acts.Store.SendPathTrips()
+		if sent, _, _ := f.runTask(t, "trips", n, 1); sent != n {
+			t.Fatalf("sent %d of %d", sent, n)
+		}
+		// One slot: each send's round trip carries the last one's outcome; the last
+		// outcome goes on its own.
+		if trips, _ := f.acts.Store.SendPathTrips(); trips-before != n+1 {
+			t.Errorf("%d round trips for %d sends in one slot, want %d", trips-before, n, n+1)
+		}
+	})
+	t.Run("at most W unrecorded", func(t *testing.T) {
+		const n, workers = 300, 4
+		var f *fixture
+		var received, worst atomic.Int64
+		var check func(http.Handler) http.Handler = func(h http.Handler) http.Handler {
+			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if _, ok := sentTo(r); ok {
+					got := received.Add(1)
+					sent, failed, err := f.acts.Store.Progress(r.Context(), "unrecorded")
+					if err == nil {
+						for un := got - int64(sent+failed); ; {
+							if w := worst.Load(); un <= w || worst.CompareAndSwap(w, un) {
+								break
+							}
+						}
+					}
+				}
+				h.ServeHTTP(w, r)
+			})
+		}
+		f = newFixtureWith(t, sandbox.Options{Latency: 5 * time.Millisecond}, 100_000, check)
+		f.stage(t, "unrecorded", n)
+		if sent, _, _ := f.runTask(t, "unrecorded", n, workers); sent != n {
+			t.Fatalf("sent %d of %d", sent, n)
+		}
+		if w := worst.Load(); w > workers || w < 1 {
+			t.Errorf("at worst %d recipients were sent and not recorded, want between 1 and %d", w, workers)
+		}
+	})
 }
 
 // No barrier between chunks: while the first recipient backs off, recipients past the

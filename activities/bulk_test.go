@@ -3,6 +3,7 @@ package activities
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -29,10 +30,20 @@ type fixture struct {
 
 func newFixture(t *testing.T, opts sandbox.Options, mps int) *fixture {
 	t.Helper()
+	return newFixtureWith(t, opts, mps, nil)
+}
+
+// newFixtureWith is newFixture with the sandbox's handler wrapped by wrap (nil: none).
+func newFixtureWith(t *testing.T, opts sandbox.Options, mps int, wrap func(http.Handler) http.Handler) *fixture {
+	t.Helper()
 	opts.PhoneNumberID = pnid
 	opts.Token = "test-token"
 	sb := sandbox.New(opts)
-	srv := httptest.NewServer(sb.Handler())
+	h := sb.Handler()
+	if wrap != nil {
+		h = wrap(h)
+	}
+	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	sb.SetPublicURL(srv.URL)
 

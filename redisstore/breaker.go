@@ -103,7 +103,11 @@ return {1, w, r, fails}
 // spacing has passed; everybody else waits.
 func (b *Breaker) Admit(ctx context.Context) (Admission, error) {
 	keys, args, token := b.admitArgs()
-	v, err := breakerAdmit.Run(ctx, b.s.rdb, keys, args...).Int64Slice()
+	call := &scriptCall{script: breakerAdmit, keys: keys, args: args}
+	if err := b.s.roundTrip(ctx, call); err != nil {
+		return Admission{}, fmt.Errorf("redis: send admission: %w", err)
+	}
+	v, err := call.cmd.Int64Slice()
 	return b.admission(v, err, token)
 }
 
@@ -131,7 +135,8 @@ func (b *Breaker) admission(v []int64, err error, token string) (Admission, erro
 // send: the claim is made whatever the admission says (a claimed entry with no send
 // behind it only means the recipient may be sent again, which it is anyway), so the
 // common case, a closed circuit and a free recipient, costs one Redis round trip
-// before the Graph API call instead of two.
+// before the Graph API call instead of two. h.Record, when set, is written first in
+// the same round trip (see RecordRequest).
 func (b *Breaker) AdmitHolding(ctx context.Context, h HoldRequest) (Admission, ClaimResult, error) {
 	if h.Entry.State != LedgerClaimed && h.Entry.State != LedgerRetry {
 		return Admission{}, 0, fmt.Errorf("redis: hold recipient %d of task %s: state %q is not claimed or retry",
@@ -142,38 +147,35 @@ func (b *Breaker) AdmitHolding(ctx context.Context, h HoldRequest) (Admission, C
 		return Admission{}, 0, err
 	}
 	akeys, aargs, token := b.admitArgs()
-	for try := 0; ; try++ {
-		pipe := b.s.rdb.Pipeline()
-		admit := breakerAdmit.EvalSha(ctx, pipe, akeys, aargs...)
-		claim := ledgerClaimScript.EvalSha(ctx, pipe, hkeys, hargs...)
-		_, err := pipe.Exec(ctx)
-		if err != nil && try == 0 && redis.HasErrorPrefix(err, "NOSCRIPT") {
-			// A restarted or flushed Redis forgot the scripts: load them and go again.
-			if err := loadScripts(ctx, b.s.rdb, breakerAdmit, ledgerClaimScript); err != nil {
-				return Admission{}, 0, err
-			}
-			continue
-		}
-		v, aerr := admit.Int64Slice()
-		a, aerr := b.admission(v, aerr, token)
-		if aerr != nil {
-			return Admission{}, 0, aerr
-		}
-		n, cerr := claim.Int()
-		if cerr != nil {
-			return a, 0, fmt.Errorf("redis: claim recipient %d of task %s: %w", h.Index, h.TaskID, cerr)
-		}
-		return a, claimResult(n), nil
-	}
-}
-
-func loadScripts(ctx context.Context, rdb redis.Scripter, scripts ...*redis.Script) error {
-	for _, sc := range scripts {
-		if err := sc.Load(ctx, rdb).Err(); err != nil {
-			return fmt.Errorf("redis: load script: %w", err)
+	admit := &scriptCall{script: breakerAdmit, keys: akeys, args: aargs}
+	claim := &scriptCall{script: ledgerClaimScript, keys: hkeys, args: hargs}
+	calls := []*scriptCall{admit, claim}
+	var rec *scriptCall
+	if r := h.Record; r != nil {
+		if rec, r.Err = b.s.recordCall(h.TaskID, r.Index, r.Entry); r.Err != nil {
+			r.Done = true
+		} else {
+			calls = []*scriptCall{rec, admit, claim}
 		}
 	}
-	return nil
+	err = b.s.roundTrip(ctx, calls...)
+	if rec != nil && err == nil {
+		h.Record.Done = true
+		_, h.Record.Err = recorded(rec, h.TaskID, h.Record.Index)
+	}
+	if err != nil {
+		return Admission{}, 0, fmt.Errorf("redis: send admission: %w", err)
+	}
+	v, aerr := admit.cmd.Int64Slice()
+	a, aerr := b.admission(v, aerr, token)
+	if aerr != nil {
+		return Admission{}, 0, aerr
+	}
+	n, cerr := claim.cmd.Int()
+	if cerr != nil {
+		return a, 0, fmt.Errorf("redis: claim recipient %d of task %s: %w", h.Index, h.TaskID, cerr)
+	}
+	return a, claimResult(n), nil
 }
 
 // FailureKind is what a Graph API outcome means for the breaker.

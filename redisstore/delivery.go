@@ -295,17 +295,29 @@ return {'task', task, tostring(idx), hv[1], hv[2] or ''}
 // text, hash, bin, today, index expiry (Unix ms), prefix, wamid.
 const trackRecordLua = deliveryLua + `
 local function trackRecord()
-  local ttl = redis.call('PTTL', KEYS[3])
-  if ttl <= 0 then ttl = tonumber(ARGV[3]) end
+  -- The TTL of what this write creates is the staged messages' (read once, when needed).
+  local ttl = nil
+  local function life()
+    if not ttl then
+      ttl = redis.call('PTTL', KEYS[3])
+      if ttl <= 0 then ttl = tonumber(ARGV[3]) end
+    end
+    return ttl
+  end
   local meta, bucket, pend, errs = KEYS[4], KEYS[5], KEYS[6], KEYS[7]
   local prefix = ARGV[18]
   local num = redis.call('HGET', meta, 'num')
   if not num then
+    -- The task's first write: meta gets its number and its TTL, which later writes
+    -- keep.
     num = tostring(redis.call('INCR', KEYS[8]))
     redis.call('HSET', meta, 'num', num)
-    redis.call('SET', prefix .. 'dl:n:' .. num, ARGV[7], 'PX', ttl)
+    redis.call('SET', prefix .. 'dl:n:' .. num, ARGV[7], 'PX', life())
+    if redis.call('PTTL', meta) == -1 then redis.call('PEXPIRE', meta, life()) end
   end
-  if redis.call('PTTL', meta) == -1 then redis.call('PEXPIRE', meta, ttl) end
+  local function keepErrs()
+    if redis.call('PTTL', errs) == -1 then redis.call('PEXPIRE', errs, life()) end
+  end
   local phone = ARGV[9]
   if phone == '' then
     local m = redis.call('LINDEX', KEYS[3], ARGV[6])
@@ -350,17 +362,20 @@ local function trackRecord()
       end
       if x.r == '9' and code ~= '' and title ~= '' then
         redis.call('HSETNX', errs, code, title)
+        keepErrs()
       end
       redis.call('DEL', pend)
     end
   else
     if x.code == '' then x.code = ARGV[12] end
     if x.t[4] == '' then x.t[4] = ARGV[11] end
-    if ARGV[12] ~= '' and ARGV[13] ~= '' then redis.call('HSETNX', errs, ARGV[12], ARGV[13]) end
+    if ARGV[12] ~= '' and ARGV[13] ~= '' then
+      redis.call('HSETNX', errs, ARGV[12], ARGV[13])
+      keepErrs()
+    end
   end
-  if redis.call('EXISTS', errs) == 1 and redis.call('PTTL', errs) == -1 then redis.call('PEXPIRE', errs, ttl) end
   save(bucket, f, x)
-  if redis.call('PTTL', bucket) == -1 then redis.call('PEXPIRE', bucket, ttl) end
+  if redis.call('PTTL', bucket) == -1 then redis.call('PEXPIRE', bucket, life()) end
   bump(meta, d0, r0, f0, x)
   redis.call('HINCRBY', prefix .. 'dl:stats', 'recipients_recorded', 1)
   if ARGV[8] == 's' and ARGV[14] ~= '' then

@@ -92,11 +92,14 @@ return 1
 // counter named ARGV[5], and records it for delivery tracking (delivery.go) in the same
 // step, so that a status webhook that raced ahead of it is applied now. It returns 1 when
 // it wrote, 0 when the entry was already final.
+//
+// A recipient's claim made its bucket's TTL (touch), so the common write, over a claim,
+// touches only when the task's counter was just created.
 var ledgerRecordScript = redis.NewScript(ledgerNewBucket + trackRecordLua + `
-if final(redis.call('HGET', KEYS[1], ARGV[1])) then return 0 end
+local v = redis.call('HGET', KEYS[1], ARGV[1])
+if final(v) then return 0 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[4])
-redis.call('HINCRBY', KEYS[2], ARGV[5], 1)
-touch()
+if redis.call('HINCRBY', KEYS[2], ARGV[5], 1) == 1 or not v then touch() end
 trackRecord()
 return 1
 `)
@@ -159,6 +162,20 @@ type HoldRequest struct {
 	TaskID string
 	Index  int
 	Entry  LedgerEntry
+	// Record, when set, is the final outcome of another recipient of the task, written
+	// first in the same round trip with Record's rules: a dispatcher slot records its
+	// last send and claims its next one at once.
+	Record *RecordRequest
+}
+
+// RecordRequest is a Record made in a HoldRequest's round trip; Done and Err say
+// whether it was made. Done false (the round trip was cut short or never began)
+// means it may or may not have been: record it again, which changes nothing if it was.
+type RecordRequest struct {
+	Index int
+	Entry LedgerEntry
+	Done  bool
+	Err   error
 }
 
 func claimResult(n int) ClaimResult {
@@ -176,6 +193,18 @@ func claimResult(n int) ClaimResult {
 // task's sent or failed counter in the same atomic step, and returns true. So however
 // often a send is retried or recorded concurrently, it is counted once.
 func (s *Store) Record(ctx context.Context, taskID string, index int, e LedgerEntry) (bool, error) {
+	call, err := s.recordCall(taskID, index, e)
+	if err != nil {
+		return false, err
+	}
+	if err := s.roundTrip(ctx, call); err != nil {
+		return false, fmt.Errorf("redis: record recipient %d of task %s: %w", index, taskID, err)
+	}
+	return recorded(call, taskID, index)
+}
+
+// recordCall is Record's script call.
+func (s *Store) recordCall(taskID string, index int, e LedgerEntry) (*scriptCall, error) {
 	var counter string
 	switch e.State {
 	case LedgerSent:
@@ -183,16 +212,21 @@ func (s *Store) Record(ctx context.Context, taskID string, index int, e LedgerEn
 	case LedgerFailed:
 		counter = fieldFailed
 	default:
-		return false, fmt.Errorf("redis: record recipient %d of task %s: state %q is not final", index, taskID, e.State)
+		return nil, fmt.Errorf("redis: record recipient %d of task %s: state %q is not final", index, taskID, e.State)
 	}
 	if index < 0 {
-		return false, fmt.Errorf("redis: record recipient %d of task %s: negative index", index, taskID)
+		return nil, fmt.Errorf("redis: record recipient %d of task %s: negative index", index, taskID)
 	}
 	b := index / ledgerBucket
 	tkeys, targs := s.trackArgs(taskID, index, e)
 	keys := append([]string{s.ledgerKey(taskID, b), s.progressKey(taskID), s.msgsKey(taskID)}, tkeys...)
 	args := append([]any{index % ledgerBucket, b, defaultTaskTTL.Milliseconds(), encodeEntry(e), counter}, targs...)
-	n, err := ledgerRecordScript.Run(ctx, s.rdb, keys, args...).Int()
+	return &scriptCall{script: ledgerRecordScript, keys: keys, args: args}, nil
+}
+
+// recorded is Record's answer from its call's reply.
+func recorded(call *scriptCall, taskID string, index int) (bool, error) {
+	n, err := call.cmd.Int()
 	if err != nil {
 		return false, fmt.Errorf("redis: record recipient %d of task %s: %w", index, taskID, err)
 	}

@@ -291,3 +291,37 @@ func TestClaimAcrossAttempts(t *testing.T) {
 		}
 	}
 }
+
+// A write over a claim keeps every key it creates or touches under a TTL: the ledger
+// bucket and counters (made by the claim) and the delivery records (made by the write).
+func TestRecordOverAClaimKeepsEveryTTL(t *testing.T) {
+	ctx := context.Background()
+	s := newTaskTestStore(t)
+	const task = "ttl-over-claim"
+	if err := s.StageMessages(ctx, task, testMessages(3), 2*time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		if _, err := s.Claim(ctx, task, i, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.Record(ctx, task, 0, LedgerEntry{State: LedgerSent, WAMID: "wamid.ttl0"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Record(ctx, task, 1, LedgerEntry{State: LedgerFailed, Code: 131026, Error: "(#131026) Message undeliverable"}); err != nil {
+		t.Fatal(err)
+	}
+	// Not claimed first (a chunk of the older workflow code writes this way).
+	if _, err := s.Record(ctx, task, 2, LedgerEntry{State: LedgerSent, WAMID: "wamid.ttl2"}); err != nil {
+		t.Fatal(err)
+	}
+	num := s.rdb.HGet(ctx, s.dlMetaKey(task), "num").Val()
+	keys := []string{s.ledgerKey(task, 0), s.progressKey(task), s.dlMetaKey(task), s.dlBucketKey(task, 0),
+		s.dlErrKey(task), s.key("dl", "n", num)}
+	for _, k := range keys {
+		if ttl := s.rdb.PTTL(ctx, k).Val(); ttl < 119*time.Minute || ttl > 2*time.Hour {
+			t.Errorf("PTTL(%s) = %v, want the staged messages' 2h", k, ttl)
+		}
+	}
+}

@@ -27,6 +27,8 @@ type Store struct {
 	tokens      atomic.Uint64
 	// trackTTL is how long delivery tracking is kept (SetDeliveryTTL).
 	trackTTL time.Duration
+	// batch is the group commit of the send path's scripts (batch.go).
+	batch batcher
 }
 
 // New returns a Store on rdb whose keys start with prefix (DefaultPrefix when empty).
@@ -34,7 +36,7 @@ func New(rdb *redis.Client, prefix string) *Store {
 	if prefix == "" {
 		prefix = DefaultPrefix
 	}
-	return &Store{rdb: rdb, prefix: prefix, tokenPrefix: uuid.NewString() + ":"}
+	return &Store{rdb: rdb, prefix: prefix, tokenPrefix: uuid.NewString() + ":", batch: batcher{rdb: rdb}}
 }
 
 // Open connects to the Redis server at a redis:// URL.
