@@ -66,6 +66,8 @@ type outcome struct {
 	// written: the report of a pending write (final, failed and err say how it went);
 	// it frees no slot. alone: it was made on its own, not with a send's admission.
 	written, alone bool
+	// entry: the outcome this write stored (nil: the ledger held one already).
+	entry *redisstore.LedgerEntry
 }
 
 // pending is a send's final outcome waiting for its ledger write.
@@ -100,6 +102,11 @@ type dispatch struct {
 	halted bool
 
 	phones map[int]string // the phones of failed recipients seen, for the errors
+	// What run saw first hand of each recipient's final outcome (knownSent,
+	// knownFailed; 0: only the ledger knows, as when another attempt wrote it), and the
+	// failures' entries: counts reads the ledger for the others only.
+	known    []byte
+	failures map[int]redisstore.LedgerEntry
 	// What the task waits on when the run returned ("" nothing), and since when.
 	waitKind  string
 	waitSince time.Time
@@ -112,6 +119,22 @@ type dispatch struct {
 	tmplProbeAt time.Time
 	tmplSpacing time.Duration
 	tmplProbing bool
+}
+
+const (
+	knownSent   = 's'
+	knownFailed = 'f'
+)
+
+// learn notes a final outcome seen first hand.
+func (d *dispatch) learn(index int, e redisstore.LedgerEntry) {
+	switch e.State {
+	case redisstore.LedgerSent:
+		d.known[index-d.start] = knownSent
+	case redisstore.LedgerFailed:
+		d.known[index-d.start] = knownFailed
+		d.failures[index] = e
+	}
 }
 
 // waitingNow is what the task waits on now: its template's pause, else the Graph API
@@ -214,6 +237,7 @@ func (d *dispatch) run(ctx context.Context) (int, error) {
 
 	pages := d.loadPages(loadCtx)
 	final := make([]bool, d.end-d.start)
+	d.known, d.failures = make([]byte, d.end-d.start), map[int]redisstore.LedgerEntry{}
 	frontier := d.start
 	var ready []item
 	var backoff itemHeap
@@ -344,6 +368,7 @@ func (d *dispatch) run(ctx context.Context) (int, error) {
 				switch {
 				case e.State.Final():
 					final[index-d.start] = true
+					d.learn(index, e)
 					if e.State == redisstore.LedgerFailed {
 						d.phones[index] = m.To
 					}
@@ -369,6 +394,9 @@ func (d *dispatch) run(ctx context.Context) (int, error) {
 					abort()
 				case o.final:
 					final[o.it.index-d.start] = true
+					if o.entry != nil {
+						d.learn(o.it.index, *o.entry)
+					}
 					if o.failed {
 						d.phones[o.it.index] = o.it.msg.To
 					}
@@ -501,13 +529,19 @@ func (d *dispatch) attempt(sendCtx, acquireCtx context.Context, it item, prev *p
 // even when the activity is being cancelled: the send already happened.
 func (d *dispatch) write(ctx context.Context, p *pending, rec *redisstore.RecordRequest) outcome {
 	o := outcome{it: p.it, written: true, alone: rec == nil, final: true, failed: p.entry.State == redisstore.LedgerFailed}
+	wrote := false
 	if rec != nil && rec.Done && rec.Err == nil {
-		return o
+		wrote = rec.Wrote
+	} else {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		var err error
+		if wrote, err = d.a.Store.Record(ctx, d.taskID, p.it.index, p.entry); err != nil {
+			return outcome{it: p.it, written: true, alone: o.alone, err: fmt.Errorf("record recipient %d: %w", p.it.index, err)}
+		}
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancel()
-	if _, err := d.a.Store.Record(ctx, d.taskID, p.it.index, p.entry); err != nil {
-		return outcome{it: p.it, written: true, alone: o.alone, err: fmt.Errorf("record recipient %d: %w", p.it.index, err)}
+	if wrote {
+		o.entry = &p.entry
 	}
 	return o
 }
@@ -547,15 +581,39 @@ func (h *itemHeap) Pop() any {
 	return it
 }
 
-// counts reads the outcomes of recipients [from, to) from the ledger, which holds those
-// written by earlier activities too, and names the first failures.
+// counts sums the outcomes of recipients [from, to) and names the first failures: from
+// what run saw first hand, and from the ledger, which holds those written by earlier
+// activities too, for the others.
 func (d *dispatch) counts(ctx context.Context, from, to int) (sent, failedN int, errs []shared.RecipientError, err error) {
-	entries, err := d.a.Store.Ledger(ctx, d.taskID, from, to-from)
-	if err != nil {
-		return 0, 0, nil, fmt.Errorf("read send ledger: %w", err)
+	read := map[int]redisstore.LedgerEntry{}
+	for i := from; i < to; {
+		if d.known != nil && d.known[i-d.start] != 0 {
+			i++
+			continue
+		}
+		j := i + 1
+		for j < to && (d.known == nil || d.known[j-d.start] == 0) {
+			j++
+		}
+		entries, err := d.a.Store.Ledger(ctx, d.taskID, i, j-i)
+		if err != nil {
+			return 0, 0, nil, fmt.Errorf("read send ledger: %w", err)
+		}
+		for k, e := range entries {
+			read[i+k] = e
+		}
+		i = j
 	}
-	for i, e := range entries {
-		index := from + i
+	for index := from; index < to; index++ {
+		var e redisstore.LedgerEntry
+		switch {
+		case d.known != nil && d.known[index-d.start] == knownSent:
+			e.State = redisstore.LedgerSent
+		case d.known != nil && d.known[index-d.start] == knownFailed:
+			e = d.failures[index]
+		default:
+			e = read[index]
+		}
 		switch e.State {
 		case redisstore.LedgerSent:
 			sent++

@@ -446,3 +446,46 @@ func TestSendChunkOfAnOldRunRidesOutAnIncident(t *testing.T) {
 			st.Rejected, st.Accepted, st.Duplicates, n)
 	}
 }
+
+// counts sums what the dispatcher saw first hand and reads the ledger only for the
+// others (outcomes another attempt wrote), naming the failures in index order.
+func TestCountsMergesWhatRunSawWithTheLedger(t *testing.T) {
+	f := newFixture(t, sandbox.Options{}, 100_000)
+	msgs := f.stage(t, "counts", 6)
+	ctx := context.Background()
+	// Written by another attempt: 1 (failed) and 4 (sent); known first hand: the rest.
+	for _, w := range []struct {
+		index int
+		e     redisstore.LedgerEntry
+	}{
+		{1, redisstore.LedgerEntry{State: redisstore.LedgerFailed, Code: 131026, Error: "undeliverable"}},
+		{4, redisstore.LedgerEntry{State: redisstore.LedgerSent, WAMID: "wamid.c4"}},
+	} {
+		if _, err := f.acts.Store.Record(ctx, "counts", w.index, w.e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d := &dispatch{a: f.acts, taskID: "counts", start: 0, end: 6, phones: map[int]string{},
+		known: make([]byte, 6), failures: map[int]redisstore.LedgerEntry{}}
+	d.learn(0, redisstore.LedgerEntry{State: redisstore.LedgerSent})
+	d.learn(2, redisstore.LedgerEntry{State: redisstore.LedgerFailed, Code: 131049, Error: "ecosystem"})
+	d.phones[2] = msgs[2].To
+	d.learn(3, redisstore.LedgerEntry{State: redisstore.LedgerSent})
+	d.learn(5, redisstore.LedgerEntry{State: redisstore.LedgerSent})
+
+	sent, failed, errs, err := d.counts(ctx, 0, 6)
+	if err != nil || sent != 4 || failed != 2 {
+		t.Fatalf("counts = %d sent, %d failed (%v), want 4 and 2", sent, failed, err)
+	}
+	want := []shared.RecipientError{
+		{Index: 1, Phone: msgs[1].To, Error: "undeliverable", Code: 131026},
+		{Index: 2, Phone: msgs[2].To, Error: "ecosystem", Code: 131049},
+	}
+	if len(errs) != 2 || errs[0] != want[0] || errs[1] != want[1] {
+		t.Errorf("errors = %+v, want %+v", errs, want)
+	}
+	// A recipient nobody wrote below the frontier is an error, not a count.
+	if _, _, _, err := (&dispatch{a: f.acts, taskID: "counts-none", start: 0, end: 2, known: make([]byte, 2)}).counts(ctx, 0, 2); err == nil {
+		t.Error("counts of recipients with no outcome did not fail")
+	}
+}

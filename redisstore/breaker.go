@@ -161,7 +161,7 @@ func (b *Breaker) AdmitHolding(ctx context.Context, h HoldRequest) (Admission, C
 	err = b.s.roundTrip(ctx, calls...)
 	if rec != nil && err == nil {
 		h.Record.Done = true
-		_, h.Record.Err = recorded(rec, h.TaskID, h.Record.Index)
+		h.Record.Wrote, h.Record.Err = recorded(rec, h.TaskID, h.Record.Index)
 	}
 	if err != nil {
 		return Admission{}, 0, fmt.Errorf("redis: send admission: %w", err)

@@ -74,8 +74,8 @@ func TestAdmitHoldingRecordsTheLastSend(t *testing.T) {
 	if a, c, err := b.AdmitHolding(ctx, hold(1, rec)); err != nil || a.Verdict != AdmitSend || c != ClaimGo {
 		t.Fatalf("hold with a record: %+v %v %v", a, c, err)
 	}
-	if !rec.Done || rec.Err != nil {
-		t.Fatalf("record = %+v, want done", rec)
+	if !rec.Done || !rec.Wrote || rec.Err != nil {
+		t.Fatalf("record = %+v, want done and written", rec)
 	}
 	if now, _ := s.SendPathTrips(); now != trips+1 {
 		t.Errorf("%d round trips for a hold with its record, want 1", now-trips)
@@ -90,8 +90,8 @@ func TestAdmitHoldingRecordsTheLastSend(t *testing.T) {
 
 	// Written again (a hold whose answer was lost): counted once.
 	again := &RecordRequest{Index: 0, Entry: LedgerEntry{State: LedgerSent, WAMID: "wamid.r0"}}
-	if _, _, err := b.AdmitHolding(ctx, hold(2, again)); err != nil || !again.Done || again.Err != nil {
-		t.Fatalf("repeated record: %+v %v", again, err)
+	if _, _, err := b.AdmitHolding(ctx, hold(2, again)); err != nil || !again.Done || again.Wrote || again.Err != nil {
+		t.Fatalf("repeated record: %+v %v, want done and not written", again, err)
 	}
 	if sent, _, _ := s.Progress(ctx, "r"); sent != 1 {
 		t.Errorf("sent = %d after a repeated record, want 1", sent)

@@ -175,6 +175,7 @@ type RecordRequest struct {
 	Index int
 	Entry LedgerEntry
 	Done  bool
+	Wrote bool // Done: Record's answer (false: the entry was final already)
 	Err   error
 }
 
