@@ -104,17 +104,38 @@ while true do
 end
 redis.call('SET', KEYS[1], 'made')
 return 7`)
-	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	// The caller's context ends once a runner has taken the call (the queue is empty
+	// again while a runner is out).
+	cancelled := make(chan time.Time, 1)
+	go func() {
+		b := &s.batch
+		for {
+			b.mu.Lock()
+			taken := len(b.queue) == 0 && b.running > 0
+			b.mu.Unlock()
+			if taken {
+				cancel()
+				cancelled <- time.Now()
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}()
 	call := &scriptCall{script: slow, keys: []string{s.key("slow")}}
 	start := time.Now()
 	if err := s.roundTrip(ctx, call); err != nil {
 		t.Fatalf("roundTrip = %v, want the call's answer", err)
 	}
+	returned := time.Now()
 	if n, err := call.cmd.Int(); n != 7 || err != nil {
 		t.Fatalf("answer = %d, %v; want 7", n, err)
 	}
-	if d := time.Since(start); d < 300*time.Millisecond {
+	if d := returned.Sub(start); d < 300*time.Millisecond {
 		t.Errorf("returned after %v, before the call was over", d)
+	}
+	if at := <-cancelled; !at.Before(returned) {
+		t.Error("the context ended only after the call returned; the test did not exercise the wait")
 	}
 }
