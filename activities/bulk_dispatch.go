@@ -459,9 +459,10 @@ func (d *dispatch) run(ctx context.Context) (int, error) {
 	return frontier, failure
 }
 
-// attempt makes one send of a recipient: admission (breaker and governor), claim,
-// Graph API call, report, and then the recipient's final outcome or its backoff, both
-// written to the ledger.
+// attempt makes one send of a recipient: admission (breaker and governor) and claim,
+// with the ledger write of prev, the slot's last send, if it is pending (reported on
+// results); the Graph API call and its report; then the recipient's backoff, written to
+// the ledger, or its final outcome, handed back to be written (outcome.record).
 func (d *dispatch) attempt(sendCtx, acquireCtx context.Context, it item, prev *pending, results chan<- outcome) outcome {
 	// The claim rides with the admission, and with them the ledger write of the last
 	// send of this slot, if it is pending: one round trip before the Graph API call.
@@ -587,12 +588,12 @@ func (h *itemHeap) Pop() any {
 func (d *dispatch) counts(ctx context.Context, from, to int) (sent, failedN int, errs []shared.RecipientError, err error) {
 	read := map[int]redisstore.LedgerEntry{}
 	for i := from; i < to; {
-		if d.known != nil && d.known[i-d.start] != 0 {
+		if d.known[i-d.start] != 0 {
 			i++
 			continue
 		}
 		j := i + 1
-		for j < to && (d.known == nil || d.known[j-d.start] == 0) {
+		for j < to && d.known[j-d.start] == 0 {
 			j++
 		}
 		entries, err := d.a.Store.Ledger(ctx, d.taskID, i, j-i)
@@ -607,9 +608,9 @@ func (d *dispatch) counts(ctx context.Context, from, to int) (sent, failedN int,
 	for index := from; index < to; index++ {
 		var e redisstore.LedgerEntry
 		switch {
-		case d.known != nil && d.known[index-d.start] == knownSent:
+		case d.known[index-d.start] == knownSent:
 			e.State = redisstore.LedgerSent
-		case d.known != nil && d.known[index-d.start] == knownFailed:
+		case d.known[index-d.start] == knownFailed:
 			e = d.failures[index]
 		default:
 			e = read[index]

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"strconv"
 	"strings"
@@ -18,9 +17,7 @@ import (
 
 	"go.temporal.io/sdk/testsuite"
 
-	"github.com/wagate/wagate/graphapi"
 	"github.com/wagate/wagate/graphapi/sandbox"
-	"github.com/wagate/wagate/internal/testredis"
 	"github.com/wagate/wagate/redisstore"
 	"github.com/wagate/wagate/sendpolicy"
 	"github.com/wagate/wagate/shared"
@@ -85,20 +82,8 @@ func (w *statusWriter) WriteHeader(code int) { w.code = code; w.ResponseWriter.W
 // newLoggedFixture is newFixture with the accepted sends logged.
 func newLoggedFixture(t *testing.T, opts sandbox.Options, mps int) (*fixture, *acceptLog) {
 	t.Helper()
-	opts.PhoneNumberID = pnid
-	opts.Token = "test-token"
-	sb := sandbox.New(opts)
 	log := &acceptLog{at: map[string][]time.Time{}}
-	srv := httptest.NewServer(log.wrap(sb.Handler()))
-	t.Cleanup(srv.Close)
-	sb.SetPublicURL(srv.URL)
-	cfg := shared.Config{WhatsAppMaxMPS: mps, BulkMaxWorkers: 10, SummaryTTL: time.Hour}
-	graph := graphapi.New(graphapi.Config{BaseURL: srv.URL, Version: "v23.0", Token: "test-token", PhoneNumberID: pnid})
-	acts := New(cfg, graph, redisstore.New(testredis.New(t), ""), nil)
-	var s testsuite.WorkflowTestSuite
-	env := s.NewTestActivityEnvironment()
-	env.RegisterActivity(acts)
-	return &fixture{acts: acts, sb: sb, url: srv.URL, env: env}, log
+	return newFixtureWith(t, opts, mps, log.wrap), log
 }
 
 func (f *fixture) sendRange(t *testing.T, in shared.RangeInput) shared.RangeResult {

@@ -169,8 +169,8 @@ type HoldRequest struct {
 }
 
 // RecordRequest is a Record made in a HoldRequest's round trip; Done and Err say
-// whether it was made. Done false (the round trip was cut short or never began)
-// means it may or may not have been: record it again, which changes nothing if it was.
+// whether it was made. Done false means it was not (the round trip never began, or was
+// taken back when its context ended): record it on its own.
 type RecordRequest struct {
 	Index int
 	Entry LedgerEntry
