@@ -9,7 +9,6 @@ import (
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
-	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -31,15 +30,7 @@ func TestControlHistoriesReplay(t *testing.T) {
 		if err := s.Temporal.GetWorkflow(ctx, id, "").Get(ctx, nil); err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
-		it := s.Temporal.GetWorkflowHistory(ctx, id, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
-		var h historypb.History
-		for it.HasNext() {
-			ev, err := it.Next()
-			if err != nil {
-				t.Fatal(err)
-			}
-			h.Events = append(h.Events, ev)
-		}
+		h := s.History(t, id, "")
 		seen := map[enumspb.EventType]bool{}
 		for _, ev := range h.Events {
 			seen[ev.GetEventType()] = true
@@ -51,11 +42,11 @@ func TestControlHistoriesReplay(t *testing.T) {
 		}
 		r := worker.NewWorkflowReplayer()
 		r.RegisterWorkflowWithOptions(workflows.BulkSend, workflow.RegisterOptions{Name: shared.BulkWorkflowName})
-		if err := r.ReplayWorkflowHistory(nil, &h); err != nil {
+		if err := r.ReplayWorkflowHistory(nil, h); err != nil {
 			t.Fatalf("%s: replay: %v", name, err)
 		}
 		if dir != "" {
-			b, err := protojson.MarshalOptions{Indent: "  "}.Marshal(&h)
+			b, err := protojson.MarshalOptions{Indent: "  "}.Marshal(h)
 			if err != nil {
 				t.Fatal(err)
 			}

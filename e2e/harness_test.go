@@ -26,6 +26,8 @@ import (
 	"time"
 
 	"github.com/caarlos0/env/v11"
+	enumspb "go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/sdk/client"
 	sdklog "go.temporal.io/sdk/log"
 	sdkworker "go.temporal.io/sdk/worker"
@@ -542,6 +544,21 @@ func (s *Stack) do(t *testing.T, method, path string, body []byte) (int, map[str
 		t.Fatalf("%s %s: status %d, body is not a JSON object: %v\n%s", method, path, res.StatusCode, err, b)
 	}
 	return res.StatusCode, out
+}
+
+// History reads the whole history of a workflow run (runID "": the latest run).
+func (s *Stack) History(t *testing.T, id, runID string) *historypb.History {
+	t.Helper()
+	it := s.Temporal.GetWorkflowHistory(context.Background(), id, runID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	h := &historypb.History{}
+	for it.HasNext() {
+		ev, err := it.Next()
+		if err != nil {
+			t.Fatalf("history of %s: %v", id, err)
+		}
+		h.Events = append(h.Events, ev)
+	}
+	return h
 }
 
 // WaitTask polls GET /api/task-status/{taskID} until the task's status is SUCCESS or

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
-	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
@@ -40,16 +39,7 @@ func TestBulkHistoryReplays(t *testing.T) {
 		t.Fatalf("task = %v", task)
 	}
 
-	ctx := context.Background()
-	it := s.Temporal.GetWorkflowHistory(ctx, id, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
-	var h historypb.History
-	for it.HasNext() {
-		ev, err := it.Next()
-		if err != nil {
-			t.Fatal(err)
-		}
-		h.Events = append(h.Events, ev)
-	}
+	h := s.History(t, id, "")
 	scheduled := 0
 	var types []string
 	for _, ev := range h.Events {
@@ -65,12 +55,12 @@ func TestBulkHistoryReplays(t *testing.T) {
 
 	r := worker.NewWorkflowReplayer()
 	r.RegisterWorkflowWithOptions(workflows.BulkSend, workflow.RegisterOptions{Name: shared.BulkWorkflowName})
-	if err := r.ReplayWorkflowHistory(nil, &h); err != nil {
+	if err := r.ReplayWorkflowHistory(nil, h); err != nil {
 		t.Fatalf("replay: %v", err)
 	}
 
 	if path := os.Getenv("WAGATE_RECORD_BULK_HISTORY"); path != "" {
-		b, err := protojson.MarshalOptions{Indent: "  "}.Marshal(&h)
+		b, err := protojson.MarshalOptions{Indent: "  "}.Marshal(h)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"go.temporal.io/api/enums/v1"
-	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/sdk/converter"
 	"google.golang.org/protobuf/encoding/protojson"
 
@@ -399,23 +398,15 @@ func recordRelayHistory(t *testing.T, s *Stack, file, runID string) {
 		}
 		_ = s.Temporal.GetWorkflow(ctx, shared.RelayWorkflowID, "").Get(ctx, nil)
 	}
-	it := s.Temporal.GetWorkflowHistory(ctx, shared.RelayWorkflowID, runID, false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
-	var h historypb.History
-	for it.HasNext() {
-		ev, err := it.Next()
-		if err != nil {
-			t.Fatalf("history: %v", err)
-		}
-		h.Events = append(h.Events, ev)
-	}
-	b, err := protojson.MarshalOptions{Indent: "  "}.Marshal(&h)
+	h := s.History(t, shared.RelayWorkflowID, runID)
+	b, err := protojson.MarshalOptions{Indent: "  "}.Marshal(h)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if strings.HasSuffix(file, ".gz") { // long histories: compact and compressed
 		var z bytes.Buffer
 		zw := gzip.NewWriter(&z)
-		if b, err = protojson.Marshal(&h); err == nil {
+		if b, err = protojson.Marshal(h); err == nil {
 			_, err = zw.Write(b)
 		}
 		if err != nil || zw.Close() != nil {

@@ -58,15 +58,7 @@ func (b *bench) runDeliveryOnly(ctx context.Context, o options) error {
 
 // spliceDelivery replaces the delivery section of a report, or appends it.
 func spliceDelivery(report, section string) string {
-	i := strings.Index(report, deliveryBegin)
-	j := strings.Index(report, deliveryEnd)
-	if i < 0 || j < i {
-		if report != "" && !strings.HasSuffix(report, "\n\n") {
-			report = strings.TrimRight(report, "\n") + "\n\n"
-		}
-		return report + section
-	}
-	return report[:i] + strings.TrimRight(section, "\n") + report[j+len(deliveryEnd):]
+	return spliceMarked(report, section, deliveryBegin, deliveryEnd)
 }
 
 func (b *bench) deliverySection(ctx context.Context) (string, error) {

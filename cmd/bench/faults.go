@@ -175,15 +175,21 @@ func spliceSection(report, section string) string {
 	if section == "" {
 		return report
 	}
-	i := strings.Index(report, faultsBegin)
-	j := strings.Index(report, faultsEnd)
+	return spliceMarked(report, section, faultsBegin, faultsEnd)
+}
+
+// spliceMarked replaces the part of a report from its begin marker to its end marker
+// with section (which starts with begin and ends with end), or appends section.
+func spliceMarked(report, section, begin, end string) string {
+	i := strings.Index(report, begin)
+	j := strings.Index(report, end)
 	if i < 0 || j < i {
 		if report != "" && !strings.HasSuffix(report, "\n\n") {
 			report = strings.TrimRight(report, "\n") + "\n\n"
 		}
 		return report + section
 	}
-	return report[:i] + strings.TrimRight(section, "\n") + report[j+len(faultsEnd):]
+	return report[:i] + strings.TrimRight(section, "\n") + report[j+len(end):]
 }
 
 // resetSandbox forgets counts and windows, and sets the faults and limit of a run.
