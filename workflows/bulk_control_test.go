@@ -223,14 +223,7 @@ func TestBulkSendWaitsForSendAt(t *testing.T) {
 	env.SetStartTime(start)
 	sendAt := start.Add(2 * time.Hour)
 	in.SendAt = &sendAt
-	var first time.Time
-	env.OnActivity(shared.SendRangeActivity, mock.Anything, mock.Anything).Return(
-		func(ctx context.Context, in shared.RangeInput) (shared.RangeResult, error) {
-			if first.IsZero() {
-				first = env.Now()
-			}
-			return shared.RangeResult{Frontier: in.End, Sent: in.End - in.Offset}, nil
-		})
+	first := sendsAllAtOnce(env.TestWorkflowEnvironment)
 	env.OnActivity(shared.FinishTaskActivity, mock.Anything, mock.Anything).Return(nil).Once()
 	var memoSendAt any
 	env.OnUpsertMemo(mock.Anything).Run(func(args mock.Arguments) {
@@ -246,7 +239,7 @@ func TestBulkSendWaitsForSendAt(t *testing.T) {
 		var st shared.TaskState
 		_ = v.Get(&st)
 		if st.Status != shared.StatusPending || st.SendAt == nil || !st.SendAt.Equal(sendAt) || !first.IsZero() {
-			t.Errorf("before send_at: %+v (first send at %v), want PENDING with send_at and nothing sent", st, first)
+			t.Errorf("before send_at: %+v (first send at %v), want PENDING with send_at and nothing sent", st, *first)
 		}
 	}, time.Hour)
 
@@ -255,7 +248,7 @@ func TestBulkSendWaitsForSendAt(t *testing.T) {
 		t.Fatalf("workflow error: %v", err)
 	}
 	if first.Before(sendAt) {
-		t.Errorf("first send at %v, before send_at %v", first, sendAt)
+		t.Errorf("first send at %v, before send_at %v", *first, sendAt)
 	}
 	if memoSendAt != sendAt.Format(time.RFC3339) {
 		t.Errorf("memo send_at = %v, want %s", memoSendAt, sendAt.Format(time.RFC3339))
@@ -304,14 +297,7 @@ func TestBulkSendContinuedPausedWaitsForResume(t *testing.T) {
 	env.SetStartTime(in.CreatedAt)
 	since := in.CreatedAt
 	in.Paused, in.PausedSince, in.Seq, in.Cursor, in.Sent = true, &since, 3, 100, 100
-	var first time.Time
-	env.OnActivity(shared.SendRangeActivity, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, r shared.RangeInput) (shared.RangeResult, error) {
-			if first.IsZero() {
-				first = env.Now()
-			}
-			return shared.RangeResult{Frontier: r.End, Sent: r.End - r.Offset}, nil
-		})
+	first := sendsAllAtOnce(env.TestWorkflowEnvironment)
 	env.OnActivity(shared.FinishTaskActivity, mock.Anything, mock.Anything).Return(nil).Once()
 	var again, bad func(*testing.T) (shared.TaskState, error)
 	env.RegisterDelayedCallback(func() {
@@ -325,7 +311,7 @@ func TestBulkSendContinuedPausedWaitsForResume(t *testing.T) {
 		t.Fatalf("workflow error: %v", err)
 	}
 	if first.Before(in.CreatedAt.Add(3 * time.Hour)) {
-		t.Errorf("sent at %v, before the resume", first)
+		t.Errorf("sent at %v, before the resume", *first)
 	}
 	if st, err := again(t); err != nil || st.Status != shared.StatusPaused || st.WaitingSince == nil || !st.WaitingSince.Equal(since) {
 		t.Errorf("second pause = %+v, %v; want PAUSED since the first", st, err)
@@ -395,4 +381,18 @@ func TestBulkSendKeepsWagateStatus(t *testing.T) {
 			t.Fatalf("WagateStatus went %v, want %v", statuses, want)
 		}
 	}
+}
+
+// sendsAllAtOnce makes every SendRange send its whole range and returns where the
+// workflow time of the first one is noted.
+func sendsAllAtOnce(env *testsuite.TestWorkflowEnvironment) *time.Time {
+	first := new(time.Time)
+	env.OnActivity(shared.SendRangeActivity, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, r shared.RangeInput) (shared.RangeResult, error) {
+			if first.IsZero() {
+				*first = env.Now()
+			}
+			return shared.RangeResult{Frontier: r.End, Sent: r.End - r.Offset}, nil
+		})
+	return first
 }
