@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/wagate/wagate/shared"
 )
@@ -44,18 +45,15 @@ func (b *bench) compareTemplate(ctx context.Context, w, n int) (row, error) {
 	if _, _, err := b.postAndWait(ctx, "/api/send-bulk-template", warm, k); err != nil {
 		return r, err
 	}
-	var err error
-	if r.poolDur, err = b.poolOf(ctx, w, n, msg("tpool")); err != nil {
-		return r, err
-	}
-	r.poolRate = float64(n) / r.poolDur.Seconds()
-	body, _ := campaign("tstack", n)
-	if r.stackD, _, err = b.postAndWait(ctx, "/api/send-bulk-template", body, n); err != nil {
-		return r, err
-	}
-	r.stack = float64(n) / r.stackD.Seconds()
+	err := measurePairs(&r, func(k int) (time.Duration, error) {
+		return b.poolOf(ctx, w, n, msg(fmt.Sprintf("tpool.%d", k)))
+	}, func(k int) (time.Duration, error) {
+		body, _ := campaign(fmt.Sprintf("tstack.%d", k), n)
+		d, _, err := b.postAndWait(ctx, "/api/send-bulk-template", body, n)
+		return d, err
+	})
 	r.workerRSS, r.apiRS = b.worker.peakRSS(), b.api.peakRSS()
-	return r, nil
+	return r, err
 }
 
 // spliceTemplate puts the template campaign's section after the happy-path table.
@@ -68,6 +66,7 @@ func spliceTemplate(report string, r row) string {
 	fmt.Fprintf(&sb, "| W | N | (a) pool sends/s | (b) wagate sends/s | ratio (b)/(a) | worker peak RSS | apiserver peak RSS |\n")
 	fmt.Fprintf(&sb, "|---|---|---|---|---|---|---|\n")
 	fmt.Fprintf(&sb, "| %d | %d | %.1f | %.1f | **%.3f** | %d MiB | %d MiB |\n", r.workers, r.n, r.poolRate, r.stack, r.ratio(), r.workerRSS/1024, r.apiRS/1024)
+	sb.WriteString(pairsText([]row{r}))
 	section := sb.String()
 	if i := strings.Index(report, "\n## Scale"); i >= 0 {
 		return report[:i] + section + report[i:]
