@@ -10,6 +10,8 @@ import (
 	"github.com/google/uuid"
 	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 
 	"github.com/wagate/wagate/graphapi"
 	"github.com/wagate/wagate/shared"
@@ -104,12 +106,25 @@ func (s *Server) taskState(ctx context.Context, id string) (shared.TaskState, er
 
 	qctx, cancel := context.WithTimeout(ctx, queryTimeout)
 	defer cancel()
+	// A running workflow answers the status query, and its answer is its status: no
+	// description is needed. A closed one is rejected at once, and then read from its
+	// history and description.
 	var st shared.TaskState
-	v, qerr := s.Temporal.QueryWorkflow(qctx, id, "", shared.StatusQuery)
-	if qerr == nil {
-		qerr = v.Get(&st)
-	}
 	var nf *serviceerror.NotFound
+	resp, qerr := s.Temporal.QueryWorkflowWithOptions(qctx, &client.QueryWorkflowWithOptionsRequest{
+		WorkflowID: id, QueryType: shared.StatusQuery, QueryRejectCondition: enums.QUERY_REJECT_CONDITION_NOT_OPEN,
+	})
+	switch {
+	case qerr == nil && resp.QueryRejected == nil:
+		if qerr = resp.QueryResult.Get(&st); qerr == nil {
+			return s.withLedger(ctx, id, st), nil
+		}
+	case qerr == nil:
+		var v converter.EncodedValue
+		if v, qerr = s.Temporal.QueryWorkflow(qctx, id, "", shared.StatusQuery); qerr == nil {
+			qerr = v.Get(&st)
+		}
+	}
 	if errors.As(qerr, &nf) {
 		return st, shared.Errorf(shared.KindNotFound, "Tarea no encontrada: %s", shared.Cut(id))
 	}
@@ -138,6 +153,13 @@ func (s *Server) taskState(ctx context.Context, id string) (shared.TaskState, er
 	if desc != nil {
 		st.Status = workflowStatus(desc.GetWorkflowExecutionInfo().GetStatus(), st.Status)
 	}
+	return s.withLedger(ctx, id, st), nil
+}
+
+// withLedger completes the state of task id: a running one's counts with the
+// ledger's, which move per recipient, and what it waits on; a finished one waits on
+// nothing.
+func (s *Server) withLedger(ctx context.Context, id string, st shared.TaskState) shared.TaskState {
 	if st.Status == shared.StatusStarted || st.Status == shared.StatusPending || st.Status == shared.StatusPaused {
 		// The workflow's counters move per chunk; the ledger's move per recipient.
 		if sent, failed, err := s.Store.Progress(ctx, id); err == nil {
@@ -153,7 +175,7 @@ func (s *Server) taskState(ctx context.Context, id string) (shared.TaskState, er
 	} else {
 		st.Waiting, st.WaitingSince = "", nil
 	}
-	return st, nil
+	return st
 }
 
 // workflowStatus maps a workflow's execution status to the contract's task status.

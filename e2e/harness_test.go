@@ -689,8 +689,22 @@ func TestStackWorkerStopAndStart(t *testing.T) {
 	if got := s.Sandbox.Stats().Accepted; got != 0 {
 		t.Fatalf("sandbox accepted %d sends with the worker stopped, want 0", got)
 	}
+	// No worker answers the status query: Temporal's description says the task waits.
+	if _, st := s.Get(t, "/api/task-status/"+id); st["status"] != shared.StatusPending || st["task_id"] != id {
+		t.Errorf("task-status with the worker stopped = %v, want PENDING", st)
+	}
 	s.StartWorker(t)
 	checkAllSent(t, s, s.WaitTask(t, id, time.Minute), 3)
+	// A finished task whose summary is gone is read from its closed workflow: the status
+	// query, rejected at once while the workflow is not open, is asked of its history.
+	if err := s.Store.Client().Del(context.Background(), "wagate:task:"+id+":summary").Err(); err != nil {
+		t.Fatal(err)
+	}
+	_, st := s.Get(t, "/api/task-status/"+id)
+	checkAllSent(t, s, st, 3)
+	if st["completed_at"] == nil {
+		t.Errorf("task-status of the closed workflow = %v, want its completed_at", st)
+	}
 }
 
 func TestWorkerBinaryRunsTasksAndStopsOnSIGTERM(t *testing.T) {
