@@ -238,6 +238,17 @@ func (d *dispatch) run(ctx context.Context) (int, error) {
 	pages := d.loadPages(loadCtx)
 	final := make([]bool, d.end-d.start)
 	d.known, d.failures = make([]byte, d.end-d.start), map[int]redisstore.LedgerEntry{}
+	// settle marks recipient index final: e, when not nil, is its outcome seen first
+	// hand, and a failed one's phone is kept for the errors.
+	settle := func(index int, e *redisstore.LedgerEntry, failed bool, phone string) {
+		final[index-d.start] = true
+		if e != nil {
+			d.learn(index, *e)
+		}
+		if failed {
+			d.phones[index] = phone
+		}
+	}
 	frontier := d.start
 	var ready []item
 	var backoff itemHeap
@@ -367,11 +378,7 @@ func (d *dispatch) run(ctx context.Context) (int, error) {
 				e := p.entries[i]
 				switch {
 				case e.State.Final():
-					final[index-d.start] = true
-					d.learn(index, e)
-					if e.State == redisstore.LedgerFailed {
-						d.phones[index] = m.To
-					}
+					settle(index, &e, e.State == redisstore.LedgerFailed, m.To)
 				default:
 					it := item{index: index, msg: prepare(m, d.media),
 						att: sendpolicy.Attempts{Charged: e.Charged, Paired: e.Paired, Throttled: e.Throttled}}
@@ -393,13 +400,7 @@ func (d *dispatch) run(ctx context.Context) (int, error) {
 					stop(o.err)
 					abort()
 				case o.final:
-					final[o.it.index-d.start] = true
-					if o.entry != nil {
-						d.learn(o.it.index, *o.entry)
-					}
-					if o.failed {
-						d.phones[o.it.index] = o.it.msg.To
-					}
+					settle(o.it.index, o.entry, o.failed, o.it.msg.To)
 				}
 				continue
 			}
@@ -417,10 +418,7 @@ func (d *dispatch) run(ctx context.Context) (int, error) {
 				stop(o.err)
 				abort()
 			case o.final:
-				final[o.it.index-d.start] = true
-				if o.failed {
-					d.phones[o.it.index] = o.it.msg.To
-				}
+				settle(o.it.index, nil, o.failed, o.it.msg.To)
 			case o.retry:
 				heap.Push(&backoff, o.it)
 			case o.unsent, o.aborted:
