@@ -343,11 +343,16 @@ func (r row) pairsNote() string {
 	if len(r.ratios) < 2 {
 		return ""
 	}
+	return " (median of " + r.ratiosText() + ")"
+}
+
+// ratiosText is every pair's ratio, in run order.
+func (r row) ratiosText() string {
 	parts := make([]string, len(r.ratios))
 	for i, v := range r.ratios {
 		parts[i] = fmt.Sprintf("%.3f", v)
 	}
-	return " (median of " + strings.Join(parts, ", ") + ")"
+	return strings.Join(parts, ", ")
 }
 
 // shortPair: a row whose pool run takes less than this is measured three times. A run
@@ -687,7 +692,7 @@ func pairsText(rows []row) string {
 			if sb.Len() == 0 {
 				fmt.Fprintf(&sb, "\nA row whose pool run takes less than %v ran three pairs, one after the other; it shows the pair of median ratio.\n", shortPair)
 			}
-			fmt.Fprintf(&sb, "W=%d: the ratios of the three pairs were %s.\n", r.workers, strings.TrimSuffix(strings.TrimPrefix(r.pairsNote(), " (median of "), ")"))
+			fmt.Fprintf(&sb, "W=%d: the ratios of the three pairs were %s.\n", r.workers, r.ratiosText())
 		}
 	}
 	return sb.String()
