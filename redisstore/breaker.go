@@ -27,9 +27,11 @@ type BreakerOptions struct {
 }
 
 // DefaultBreakerOptions: five Meta failures in a row open the breaker; probes 1 s,
-// 2 s, 4 s, 5 s, 5 s ... apart, so that sending resumes within 5 s of Meta's recovery.
+// 2 s, 4 s, 4 s ... apart. Meta may recover just after a failed probe, so the spacing
+// is the longest sending can wait after the recovery: 4 s, with the probe's own call
+// and the waiters' wake-up inside the 5 s promised.
 var DefaultBreakerOptions = BreakerOptions{
-	Threshold: 5, ProbeSpacing: time.Second, MaxProbeSpacing: 5 * time.Second,
+	Threshold: 5, ProbeSpacing: time.Second, MaxProbeSpacing: 4 * time.Second,
 	ProbeLease: 35 * time.Second, Poll: 100 * time.Millisecond,
 }
 
