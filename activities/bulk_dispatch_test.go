@@ -345,17 +345,29 @@ func TestSendRangeRidesOutAnIncident(t *testing.T) {
 }
 
 // Meta's real limit below WHATSAPP_MAX_MPS: the governor learns it from 130429 and
-// settles just under it, and no recipient spends attempts on 130429.
+// settles just under it, and no recipient spends attempts on 130429. Meta does not say
+// how it counts its limit, so the same holds for each usual way of counting: any 1 s
+// window, each clock second, a token bucket (whose convergence is not asserted: see
+// convergesToRealLimit).
 func TestSendRangeConvergesToMetasRealLimit(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs 15 s")
 	}
+	for _, c := range []sandbox.MPSCounter{sandbox.CounterSliding, sandbox.CounterFixed, sandbox.CounterBucket} {
+		t.Run(string(c), func(t *testing.T) {
+			t.Parallel()
+			convergesToRealLimit(t, c)
+		})
+	}
+}
+
+func convergesToRealLimit(t *testing.T, counter sandbox.MPSCounter) {
 	const workers, limit, ceiling = 20, 20, 80
 	n := 300
 	if v, err := strconv.Atoi(os.Getenv("WAGATE_LIMIT_TEST_N")); err == nil && v > 0 {
 		n = v // a longer look: the bench's row uses 1,500
 	}
-	f, log := newLoggedFixture(t, sandbox.Options{MPS: limit, Latency: 20 * time.Millisecond}, ceiling)
+	f, log := newLoggedFixture(t, sandbox.Options{MPS: limit, MPSCounter: counter, Latency: 20 * time.Millisecond}, ceiling)
 	f.stage(t, "limit", n)
 	start := time.Now()
 	sent, failed, _ := f.runTask(t, "limit", n, workers)
@@ -398,7 +410,14 @@ func TestSendRangeConvergesToMetasRealLimit(t *testing.T) {
 	for _, s := range secs {
 		line = append(line, fmt.Sprintf("%d/%d", s.Accepted, s.Calls))
 	}
-	t.Logf("accepted/calls a second: %s; converged after %v (%v)", strings.Join(line, " "), conv, ok)
+	t.Logf("%s: accepted/calls a second: %s; converged after %v (%v)", counter, strings.Join(line, " "), conv, ok)
+	if counter == sandbox.CounterBucket {
+		// A full bucket passes a burst above the limit at the start, so the first refused
+		// rate is learned too high, and the rate then holds at 99-100% of the limit, where
+		// an emptied bucket refuses a send now and then for tens of seconds: the share and
+		// the rate above hold, convergence by this measure does not yet.
+		return
+	}
 	if !ok || conv > 10*time.Second {
 		t.Errorf("converged after %v (ok %v), want within 10 s", conv, ok)
 	}

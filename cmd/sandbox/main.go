@@ -27,7 +27,10 @@ type config struct {
 	Latency   time.Duration `env:"SANDBOX_LATENCY" envDefault:"50ms"`
 	Jitter    time.Duration `env:"SANDBOX_JITTER"`
 	MPS       int           `env:"SANDBOX_MPS" envDefault:"80"`
-	PairBurst int           `env:"SANDBOX_PAIR_BURST"`
+	// MPSCounter is how SANDBOX_MPS counts: sliding (any 1 s window), fixed (per clock
+	// second) or bucket (a token bucket of SANDBOX_MPS).
+	MPSCounter string `env:"SANDBOX_MPS_COUNTER" envDefault:"sliding"`
+	PairBurst  int    `env:"SANDBOX_PAIR_BURST"`
 	// Faults is the JSON of PUT /_sandbox/faults applied at start, for example a fault
 	// mix: {"mix": {"seed": 1, "server_error": 0.02, "pair_rate": 0.01, "permanent": 0.005}}.
 	Faults      string        `env:"SANDBOX_FAULTS"`
@@ -56,6 +59,9 @@ func run(ctx context.Context) error {
 	if err := env.Parse(&cfg); err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
+	if !sandbox.MPSCounter(cfg.MPSCounter).Valid() {
+		return fmt.Errorf("config: SANDBOX_MPS_COUNTER must be sliding, fixed or bucket, got %q", cfg.MPSCounter)
+	}
 	var faults sandbox.Faults
 	if cfg.Faults != "" {
 		if err := json.Unmarshal([]byte(cfg.Faults), &faults); err != nil {
@@ -72,6 +78,7 @@ func run(ctx context.Context) error {
 		Latency:       cfg.Latency,
 		Jitter:        cfg.Jitter,
 		MPS:           cfg.MPS,
+		MPSCounter:    sandbox.MPSCounter(cfg.MPSCounter),
 		PairBurst:     cfg.PairBurst,
 		PublicURL:     cfg.PublicURL,
 		WebhookURL:    cfg.WebhookURL,

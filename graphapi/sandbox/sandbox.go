@@ -51,6 +51,8 @@ type Options struct {
 	// MPS is Meta's per-number throughput limit: more than MPS accepted sends in any 1 s
 	// window answer 130429; 0 = no limit.
 	MPS int
+	// MPSCounter is how MPS counts (CounterSliding when empty).
+	MPSCounter MPSCounter
 	// PairBurst bounds messages to one recipient: more than PairBurst within 6 s answer
 	// 131056; 0 = off.
 	PairBurst int
@@ -184,6 +186,95 @@ type window struct {
 	next int
 }
 
+// MPSCounter is how the per-number throughput limit counts accepted sends. Meta
+// documents the limit (messages per second) but not how it counts them, so the sandbox
+// plays the usual shapes, and a client must stay under the limit whichever Meta uses.
+type MPSCounter string
+
+// Throughput counters.
+const (
+	// CounterSliding: at most MPS in any 1 s window (the default).
+	CounterSliding MPSCounter = "sliding"
+	// CounterFixed: at most MPS per clock second, counted afresh each second, so up to
+	// 2*MPS pass in the second across a boundary.
+	CounterFixed MPSCounter = "fixed"
+	// CounterBucket: a token bucket holding up to MPS sends, refilled at MPS a second: a
+	// burst of MPS at once after a quiet second, then MPS a second.
+	CounterBucket MPSCounter = "bucket"
+)
+
+// Valid reports whether c is a known counter ("" is the default).
+func (c MPSCounter) Valid() bool {
+	return c == "" || c == CounterSliding || c == CounterFixed || c == CounterBucket
+}
+
+// limiter is a per-number throughput limit of n sends a second; times are ns since
+// the server started.
+type limiter interface {
+	fits(now int64) bool
+	add(now int64)
+	resized(n int) limiter
+}
+
+func newLimiter(c MPSCounter, n int) limiter {
+	switch c {
+	case CounterFixed:
+		return &fixedLimit{n: int64(n), sec: -1}
+	case CounterBucket:
+		return &bucketLimit{n: float64(n), tokens: float64(n), last: -1}
+	}
+	return slidingLimit{newWindow(n)}
+}
+
+type slidingLimit struct{ w *window }
+
+func (l slidingLimit) fits(now int64) bool   { return l.w.fits(now, int64(mpsWindow)) }
+func (l slidingLimit) add(now int64)         { l.w.add(now) }
+func (l slidingLimit) resized(n int) limiter { return slidingLimit{l.w.resized(n)} }
+
+type fixedLimit struct{ n, sec, used int64 }
+
+func (l *fixedLimit) fits(now int64) bool {
+	return now/int64(mpsWindow) != l.sec || l.used < l.n
+}
+
+func (l *fixedLimit) add(now int64) {
+	if sec := now / int64(mpsWindow); sec != l.sec {
+		l.sec, l.used = sec, 0
+	}
+	l.used++
+}
+
+func (l *fixedLimit) resized(n int) limiter {
+	return &fixedLimit{n: int64(n), sec: l.sec, used: l.used}
+}
+
+type bucketLimit struct {
+	n, tokens float64
+	last      int64
+}
+
+func (l *bucketLimit) refill(now int64) {
+	if l.last >= 0 && now > l.last {
+		l.tokens = min(l.n, l.tokens+float64(now-l.last)*l.n/float64(mpsWindow))
+	}
+	l.last = now
+}
+
+func (l *bucketLimit) fits(now int64) bool {
+	l.refill(now)
+	return l.tokens >= 1
+}
+
+func (l *bucketLimit) add(now int64) {
+	l.refill(now)
+	l.tokens--
+}
+
+func (l *bucketLimit) resized(n int) limiter {
+	return &bucketLimit{n: float64(n), tokens: min(l.tokens, float64(n)), last: l.last}
+}
+
 func newWindow(n int) *window { return &window{ts: make([]int64, n)} }
 
 func (w *window) fits(now, span int64) bool {
@@ -221,12 +312,13 @@ type Server struct {
 	deliveries map[string]int64
 	msgLog     []logEntry // ring of the last messageLogSize accepted payloads
 	logNext    int
-	mps        map[string]*window // per phone number id
+	mps        map[string]limiter // per phone number id
 	pair       map[string]*window // per recipient digits
 	pairSwept  int64
 	failed     map[string]int // FailFirst answers given per recipient
 	mixed      map[string]*mixState
 	mpsLimit   int
+	mpsCounter MPSCounter
 	pairBurst  int
 	incident   incidentWindow
 	incRefused int64
@@ -255,8 +347,9 @@ func New(opts Options) *Server {
 		seed:   maphash.MakeSeed(),
 		media:  newMediaStore(maxMediaBytes),
 
-		mpsLimit:  max(opts.MPS, 0),
-		pairBurst: max(opts.PairBurst, 0),
+		mpsLimit:   max(opts.MPS, 0),
+		mpsCounter: opts.MPSCounter,
+		pairBurst:  max(opts.PairBurst, 0),
 	}
 	s.templates = newRegistry(opts.Templates)
 	s.SetPublicURL(opts.PublicURL)
@@ -311,7 +404,7 @@ func (s *Server) Stats() Stats {
 		st.ByCode[k] = v
 	}
 	st.Recipients = int64(len(s.deliveries))
-	st.Limits = Limits{MPS: s.mpsLimit, PairBurst: s.pairBurst}
+	st.Limits = s.limitsLocked()
 	st.Incident = s.incidentLocked(time.Now())
 	s.mu.Unlock()
 	st.MaxInFlight = s.maxInFlight.Load()
@@ -343,7 +436,7 @@ func (s *Server) resetLocked() {
 	s.deliveries = make(map[string]int64)
 	s.msgLog = make([]logEntry, 0, 64)
 	s.logNext = 0
-	s.mps = make(map[string]*window)
+	s.mps = make(map[string]limiter)
 	s.pair = make(map[string]*window)
 	s.failed = make(map[string]int)
 	s.mixed = make(map[string]*mixState)
@@ -707,7 +800,8 @@ func (s *Server) accept(req *sendRequest, pnid string, body []byte, f *Faults) *
 			return e
 		}
 	}
-	var pw, mw *window
+	var pw *window
+	var mw limiter
 	if s.pairBurst > 0 {
 		if pw = s.pair[req.digits]; pw == nil {
 			s.sweepPairs(now)
@@ -720,10 +814,10 @@ func (s *Server) accept(req *sendRequest, pnid string, body []byte, f *Faults) *
 	}
 	if s.mpsLimit > 0 {
 		if mw = s.mps[pnid]; mw == nil {
-			mw = newWindow(s.mpsLimit)
+			mw = newLimiter(s.mpsCounter, s.mpsLimit)
 			s.mps[pnid] = mw
 		}
-		if !mw.fits(now, int64(mpsWindow)) {
+		if !mw.fits(now) {
 			s.stats.Throttled++
 			return metaErr(CodeRateLimit, "")
 		}
@@ -905,19 +999,23 @@ func (s *Server) putIncident(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, s.Incident())
 }
 
-// putLimits answers PUT /_sandbox/limits {"mps": 20, "pair_burst": 45}; a field left
-// out keeps its value, 0 lifts that limit.
+// putLimits answers PUT /_sandbox/limits {"mps": 20, "pair_burst": 45, "counter":
+// "fixed"}; a field left out keeps its value, 0 lifts that limit.
 func (s *Server) putLimits(w http.ResponseWriter, r *http.Request) {
 	var in struct {
-		MPS       *int `json:"mps"`
-		PairBurst *int `json:"pair_burst"`
+		MPS       *int        `json:"mps"`
+		PairBurst *int        `json:"pair_burst"`
+		Counter   *MPSCounter `json:"counter"`
 	}
 	dec := json.NewDecoder(io.LimitReader(r.Body, 1<<16))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&in); err != nil || (in.MPS != nil && (*in.MPS < 0 || *in.MPS > 1_000_000)) ||
-		(in.PairBurst != nil && (*in.PairBurst < 0 || *in.PairBurst > 1_000_000)) {
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": `want {"mps": n, "pair_burst": n} with 0 <= n <= 1000000`})
+		(in.PairBurst != nil && (*in.PairBurst < 0 || *in.PairBurst > 1_000_000)) || (in.Counter != nil && !in.Counter.Valid()) {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": `want {"mps": n, "pair_burst": n, "counter": "sliding"|"fixed"|"bucket"} with 0 <= n <= 1000000`})
 		return
+	}
+	if in.Counter != nil {
+		s.SetMPSCounter(*in.Counter)
 	}
 	if in.MPS != nil {
 		s.SetMPS(*in.MPS)

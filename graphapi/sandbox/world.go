@@ -126,13 +126,35 @@ type Limits struct {
 	MPS int `json:"mps"`
 	// PairBurst: more than PairBurst messages to one recipient within 6 s answer 131056.
 	PairBurst int `json:"pair_burst"`
+	// Counter is how MPS counts.
+	Counter MPSCounter `json:"counter"`
 }
 
 // Limits returns the limits in force.
 func (s *Server) Limits() Limits {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return Limits{MPS: s.mpsLimit, PairBurst: s.pairBurst}
+	return s.limitsLocked()
+}
+
+func (s *Server) limitsLocked() Limits {
+	c := s.mpsCounter
+	if c == "" {
+		c = CounterSliding
+	}
+	return Limits{MPS: s.mpsLimit, PairBurst: s.pairBurst, Counter: c}
+}
+
+// SetMPSCounter changes how the per-number throughput limit counts, at run time; the
+// counts so far start afresh. An unknown counter is taken as the default.
+func (s *Server) SetMPSCounter(c MPSCounter) {
+	if !c.Valid() {
+		c = ""
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.mpsCounter = c
+	s.mps = make(map[string]limiter)
 }
 
 // SetMPS changes the per-number throughput limit at run time (0 = none), for a number

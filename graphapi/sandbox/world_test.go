@@ -270,23 +270,63 @@ func TestLimitsControl(t *testing.T) {
 	s, ts := start(t, Options{MPS: 80, PairBurst: 3})
 	var lim Limits
 	control(t, http.MethodGet, ts.URL+"/_sandbox/limits", "", &lim)
-	if lim != (Limits{MPS: 80, PairBurst: 3}) {
+	if lim != (Limits{MPS: 80, PairBurst: 3, Counter: CounterSliding}) {
 		t.Errorf("GET limits: %+v", lim)
 	}
 	// A field left out keeps its value.
 	control(t, http.MethodPut, ts.URL+"/_sandbox/limits", `{"pair_burst": 1}`, &lim)
-	if lim != (Limits{MPS: 80, PairBurst: 1}) {
+	if lim != (Limits{MPS: 80, PairBurst: 1, Counter: CounterSliding}) {
 		t.Errorf("PUT pair_burst only: %+v", lim)
 	}
 	wantSuccess(t, send(t, ts, textMsg(to, "a")))
 	wantError(t, send(t, ts, textMsg(to, "b")), http.StatusBadRequest, CodePairRateLimit, "")
-	for _, body := range []string{``, `{"mps": -1}`, `{"mps": "20"}`, `{"pair_burst": -2}`, `{"rate": 3}`} {
+	for _, body := range []string{``, `{"mps": -1}`, `{"mps": "20"}`, `{"pair_burst": -2}`, `{"rate": 3}`, `{"counter": "leaky"}`} {
 		if code := control(t, http.MethodPut, ts.URL+"/_sandbox/limits", body, nil); code != http.StatusBadRequest {
 			t.Errorf("PUT limits %q: got %d, want 400", body, code)
 		}
 	}
-	if got := s.Limits(); got != (Limits{MPS: 80, PairBurst: 1}) {
+	if got := s.Limits(); got != (Limits{MPS: 80, PairBurst: 1, Counter: CounterSliding}) {
 		t.Errorf("limits changed by refused PUTs: %+v", got)
+	}
+	control(t, http.MethodPut, ts.URL+"/_sandbox/limits", `{"counter": "bucket"}`, &lim)
+	if lim != (Limits{MPS: 80, PairBurst: 1, Counter: CounterBucket}) {
+		t.Errorf("PUT counter: %+v", lim)
+	}
+}
+
+// The three ways of counting a throughput limit of 4 a second, on the same sends.
+func TestMPSCounters(t *testing.T) {
+	const ms = int64(time.Millisecond)
+	type step struct {
+		at   int64 // ms since the server started
+		want bool  // accepted
+	}
+	for _, tc := range []struct {
+		counter MPSCounter
+		steps   []step
+	}{
+		// Any 1 s window holds at most 4: the fifth waits until the first is 1 s old.
+		{CounterSliding, []step{{100, true}, {200, true}, {900, true}, {950, true}, {1050, false}, {1099, false}, {1100, true}, {1150, false}, {1200, true}}},
+		// Each clock second holds 4, counted afresh: 4 at the end of one and 4 at the start
+		// of the next pass.
+		{CounterFixed, []step{{100, true}, {800, true}, {900, true}, {950, true}, {990, false}, {1000, true}, {1010, true}, {1020, true}, {1030, true}, {1040, false}, {2000, true}}},
+		// A full bucket lets 4 through at once, then one every 250 ms.
+		{CounterBucket, []step{{100, true}, {101, true}, {102, true}, {103, true}, {104, false}, {300, false}, {360, true}, {400, false}, {610, true}, {5000, true}, {5001, true}, {5002, true}, {5003, true}, {5004, false}}},
+	} {
+		l := newLimiter(tc.counter, 4)
+		for i, st := range tc.steps {
+			now := st.at * ms
+			got := l.fits(now)
+			if got {
+				l.add(now)
+			}
+			if got != st.want {
+				t.Errorf("%s: send %d at %d ms accepted = %v, want %v", tc.counter, i, st.at, got, st.want)
+			}
+		}
+	}
+	if !MPSCounter("").Valid() || MPSCounter("leaky").Valid() {
+		t.Error(`Valid: "" is the default and unknown counters are not valid`)
 	}
 }
 
