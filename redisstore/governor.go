@@ -197,6 +197,14 @@ if now - cut >= tonumber(ARGV[3]) then
     if sent >= 1 and sent * 1.05 < seen then seen = sent * 1.05 end
     if acc > seen then seen = math.min(acc, rate) end
   end
+  -- Meta refused although for 5 s it took about what it takes in a second
+  -- (ARGV[6], sends accepted a second over the last 5 s, is at least 99% of ARGV[5]):
+  -- the rate was at Meta's sustained limit, not a timing accident above a rate it
+  -- takes. Under a token bucket that is what a too high refused rate looks like (the
+  -- bucket's burst passed more at the start), so the refused rate is taken as no more
+  -- than that.
+  local sus = tonumber(ARGV[6]) or 0
+  local sustained = sus > 0 and tonumber(ARGV[5]) > 0 and sus >= 0.99 * tonumber(ARGV[5])
   if cut > 0 and now - cut < HOLD_US and seen < wmax and seen >= 0.9 * wmax then
     -- A refusal near the rate refused last, within its hold (timing jitter put one send
     -- too many in Meta's window, or the limit is a little lower): the refused rate
@@ -207,6 +215,7 @@ if now - cut >= tonumber(ARGV[3]) then
   else
     wmax = seen
   end
+  if sustained and wmax > sus * 1.05 then wmax = sus * 1.05 end
   rate = seen * tonumber(ARGV[2])
   -- Meta's limit is at least what it accepted in the second before the refusal (ARGV[5], as
   -- the reporting process counted it).
@@ -294,12 +303,16 @@ func (g *Governor) SlowDown(ctx context.Context, d time.Duration) error {
 // accepted is how many sends Meta accepted in the second before the 130429, as far as
 // the caller knows (0: unknown): Meta's limit is at least that, so the refused rate is taken as no less and the cut does not go below 98%
 // of it.
-func (g *Governor) Throttled(ctx context.Context, accepted int) (cut bool, rate float64, err error) {
+//
+// sustained is how many sends Meta accepted a second over the last 5 s, as far as the
+// caller knows (0: unknown): when it is about accepted, the refused rate is taken as
+// no more than it (see governorCut).
+func (g *Governor) Throttled(ctx context.Context, accepted int, sustained float64) (cut bool, rate float64, err error) {
 	if g.ceiling <= 0 {
 		return false, 0, nil
 	}
 	v, err := governorCut.Run(ctx, g.s.rdb, []string{g.key, g.rateKey}, g.ceiling, GovernorCut,
-		GovernorCutWindow.Microseconds(), governorFloor, max(accepted, 0), governorHold.Microseconds()).Int64Slice()
+		GovernorCutWindow.Microseconds(), governorFloor, max(accepted, 0), max(sustained, 0), governorHold.Microseconds()).Int64Slice()
 	if err != nil || len(v) != 2 {
 		return false, 0, fmt.Errorf("redis: lower send rate: %w", err)
 	}

@@ -32,7 +32,7 @@ func TestGovernorCutsOncePerWindowAndRecoversAdditively(t *testing.T) {
 	}
 	cuts := 0
 	for _, g := range []*Governor{ga, gb, ga, gb, ga} {
-		cut, _, err := g.Throttled(ctx, 0)
+		cut, _, err := g.Throttled(ctx, 0, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -57,14 +57,14 @@ func TestGovernorCutsOncePerWindowAndRecoversAdditively(t *testing.T) {
 	// A 130429 inside the window cuts nothing but restarts the clean second, so the
 	// next window's cut starts from 56, not from a raised rate.
 	time.Sleep(GovernorCutWindow / 2)
-	if cut, _, _ := ga.Throttled(ctx, 0); cut {
+	if cut, _, _ := ga.Throttled(ctx, 0, 0); cut {
 		t.Fatal("second cut within one window")
 	}
 	time.Sleep(GovernorCutWindow/2 + 50*time.Millisecond)
 	// The next cut multiplies by 0.7, but not below 98% of what Meta accepted in the
 	// last whole second (76 of 82 sends, as the reporter counted them) nor above 95% of
 	// the refused rate: 53.2.
-	if cut, rate, _ := gb.Throttled(ctx, 76); !cut || rate < 53.19 || rate > 53.21 {
+	if cut, rate, _ := gb.Throttled(ctx, 76, 0); !cut || rate < 53.19 || rate > 53.21 {
 		t.Fatalf("cut in the next window = %v, rate %v; want 53.2", cut, rate)
 	}
 	// Clean seconds raise it additively, 1% of the ceiling a second above 95% of the
@@ -93,7 +93,7 @@ func TestGovernorCutsDeepWhenMetaAcceptedLittle(t *testing.T) {
 	for range 80 {
 		g.Reserve(ctx)
 	}
-	g.Throttled(ctx, 0) // 80 -> 56
+	g.Throttled(ctx, 0, 0) // 80 -> 56
 	time.Sleep(GovernorCutWindow + 50*time.Millisecond)
 	// A whole second in which every send was refused: the floor is 0, the cut is x0.7
 	// of what was sent (40, which is a rate of 42 in the rate's units: the margin
@@ -102,10 +102,10 @@ func TestGovernorCutsDeepWhenMetaAcceptedLittle(t *testing.T) {
 		g.Reserve(ctx)
 	}
 	for range 40 {
-		g.Throttled(ctx, 0)
+		g.Throttled(ctx, 0, 0)
 	}
 	time.Sleep(GovernorCutWindow + 50*time.Millisecond)
-	if cut, rate, _ := g.Throttled(ctx, 0); !cut || rate < 29.39 || rate > 29.41 {
+	if cut, rate, _ := g.Throttled(ctx, 0, 0); !cut || rate < 29.39 || rate > 29.41 {
 		t.Errorf("cut after a refused second = %v, %v; want 0.7 x 42 = 29.4", cut, rate)
 	}
 }
@@ -125,7 +125,7 @@ func TestGovernorHoldsJustUnderTheRefusedRate(t *testing.T) {
 	// 20 sent in the last second, 20 of them accepted: the refused rate is 21 in the
 	// rate's units, the cut 0.7 x 21 = 14.7 but not below 98% of the accepted (20.58),
 	// capped at 95% of the refused rate: 19.95.
-	cut, rate, err := g.Throttled(ctx, 20)
+	cut, rate, err := g.Throttled(ctx, 20, 0)
 	if err != nil || !cut || rate < 19.94 || rate > 19.96 {
 		t.Fatalf("cut = %v, rate %v (%v); want 19.95", cut, rate, err)
 	}
@@ -154,7 +154,7 @@ func TestGovernorRecoversToJustUnderTheRefusedRate(t *testing.T) {
 	}
 	time.Sleep(GovernorCutWindow + 50*time.Millisecond)
 	// 40 sent (42 in the rate's units), none accepted: 0.7 x 42 = 29.4.
-	if cut, rate, _ := g.Throttled(ctx, 0); !cut || rate < 29.39 || rate > 29.41 {
+	if cut, rate, _ := g.Throttled(ctx, 0, 0); !cut || rate < 29.39 || rate > 29.41 {
 		t.Fatalf("cut = %v, rate %v; want 29.4", cut, rate)
 	}
 	// Three clean seconds: 29.4 -> 34.65 -> 37.28 -> 38.59, toward 0.95 x 42 = 39.9.
@@ -181,7 +181,7 @@ func TestGovernorJitterRefusalLowersTheHeldRateALittle(t *testing.T) {
 	}
 	time.Sleep(GovernorCutWindow + 50*time.Millisecond)
 	// The limit found: refused rate 21, held at 19.95.
-	if _, rate, _ := g.Throttled(ctx, 20); rate < 19.94 || rate > 19.96 {
+	if _, rate, _ := g.Throttled(ctx, 20, 0); rate < 19.94 || rate > 19.96 {
 		t.Fatalf("first cut to %v, want 19.95", rate)
 	}
 	for range 19 {
@@ -190,7 +190,46 @@ func TestGovernorJitterRefusalLowersTheHeldRateALittle(t *testing.T) {
 	time.Sleep(GovernorCutWindow + 50*time.Millisecond)
 	// 19 accepted in the second before the refusal: the refused rate becomes
 	// max(19.95, 0.98 x 21) = 20.58, the rate 95% of it.
-	if cut, rate, _ := g.Throttled(ctx, 19); !cut || rate < 19.54 || rate > 19.56 {
+	if cut, rate, _ := g.Throttled(ctx, 19, 0); !cut || rate < 19.54 || rate > 19.56 {
 		t.Errorf("cut at the held rate = %v, %v; want 0.95 x 20.58 = 19.55", cut, rate)
+	}
+}
+
+// A refusal after 5 s in which Meta took about what it takes in a second (a token
+// bucket whose burst made the first refused rate too high) caps the refused rate at
+// what Meta took; a refusal after seconds of sending less (timing jitter at the held
+// rate) keeps the 2% step.
+func TestGovernorSustainedRefusalCapsTheRefusedRate(t *testing.T) {
+	withHold(t, time.Minute)
+	a, _ := twoReplicas(t)
+	ctx := context.Background()
+	for _, tc := range []struct {
+		pnid      string
+		sustained float64
+		want      float64
+	}{
+		// max(25.935, 0.98 x 27.3) = 26.754, capped at 1.05 x 24.8 = 26.04: the rate is
+		// 95% of it.
+		{"7", 24.8, 0.95 * 26.04},
+		// 20 a second over 5 s, under the 25 of the last second: not sustained, 0.95 x
+		// 26.754.
+		{"8", 20, 0.95 * 26.754},
+	} {
+		g := a.Governor(tc.pnid, 80)
+		for range 26 {
+			g.Reserve(ctx)
+		}
+		time.Sleep(GovernorCutWindow + 50*time.Millisecond)
+		// 26 accepted: refused rate 27.3, held at 0.95 x 27.3 = 25.935.
+		if _, rate, _ := g.Throttled(ctx, 26, 0); rate < 25.93 || rate > 25.94 {
+			t.Fatalf("%s: first cut to %v, want 25.935", tc.pnid, rate)
+		}
+		for range 25 {
+			g.Reserve(ctx)
+		}
+		time.Sleep(GovernorCutWindow + 50*time.Millisecond)
+		if cut, rate, _ := g.Throttled(ctx, 25, tc.sustained); !cut || rate < tc.want-0.01 || rate > tc.want+0.01 {
+			t.Errorf("%s: cut with %v accepted a second over 5 s = %v, %v; want %.3f", tc.pnid, tc.sustained, cut, rate, tc.want)
+		}
 	}
 }

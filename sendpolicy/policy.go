@@ -314,21 +314,30 @@ func (p *Policy) countAccepted() {
 	p.accepted[n%acceptedRing].Store(time.Now().UnixNano())
 }
 
-// acceptedInASecond is how many sends Meta accepted in the last second (a sliding
-// second, as Meta counts): a number Meta's limit is at least.
-func (p *Policy) acceptedInASecond() int {
-	since := time.Now().Add(-time.Second).UnixNano()
-	n := 0
+// acceptedIn is how many sends Meta accepted in the last second (a sliding second: a
+// number Meta's limit is at least) and in the last 5 s, as far as the ring holds them.
+func (p *Policy) acceptedIn() (second, five int) {
+	now := time.Now()
+	s1, s5 := now.Add(-time.Second).UnixNano(), now.Add(-5*time.Second).UnixNano()
 	for i := range p.accepted {
-		if p.accepted[i].Load() > since {
-			n++
+		switch t := p.accepted[i].Load(); {
+		case t > s1:
+			second++
+			five++
+		case t > s5:
+			five++
 		}
 	}
-	return n
+	return second, five
 }
 
 func (p *Policy) throttled(ctx context.Context) {
-	cut, rate, err := p.b.Governor().Throttled(ctx, p.acceptedInASecond())
+	second, five := p.acceptedIn()
+	sustained := 0.0
+	if five < acceptedRing {
+		sustained = float64(five) / 5 // else the ring holds less than 5 s
+	}
+	cut, rate, err := p.b.Governor().Throttled(ctx, second, sustained)
 	if err != nil {
 		p.log.Warn("send policy: lowering the send rate failed", "error", err)
 		return
