@@ -414,7 +414,7 @@ func convergesToRealLimit(t *testing.T, counter sandbox.MPSCounter) {
 	if counter == sandbox.CounterBucket {
 		// A full bucket passes a burst above the limit at the start, so the first refused
 		// rate is learned too high; the refusals after sustained sending bring it down
-		// (redisstore's governorCut), but within about 12 s, not 10: the share and the
+		// (redisstore's governorCut), but within about 17 s, not 10: the share and the
 		// rate above hold, convergence within 10 s by this measure does not yet.
 		return
 	}

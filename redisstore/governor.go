@@ -198,11 +198,12 @@ if now - cut >= tonumber(ARGV[3]) then
     if acc > seen then seen = math.min(acc, rate) end
   end
   -- Meta refused although for 5 s it took about what it takes in a second
-  -- (ARGV[6], sends accepted a second over the last 5 s, is at least 99% of ARGV[5]):
-  -- the rate was at Meta's sustained limit, not a timing accident above a rate it
-  -- takes. Under a token bucket that is what a too high refused rate looks like (the
-  -- bucket's burst passed more at the start), so the refused rate is taken as no more
-  -- than that.
+  -- (ARGV[6], sends accepted a second over the last 5 s, is at least 99% of ARGV[5],
+  -- both as the reporting process counted them): the rate was above Meta's sustained
+  -- limit, not a timing accident at a rate it takes. Under a token bucket that is what a
+  -- too high refused rate looks like (the bucket's burst passed more at the start), so
+  -- the refused rate becomes the rate just refused, without the 2% step of a jitter
+  -- refusal. (The rate, not the counts: a process counts only its own sends.)
   local sus = tonumber(ARGV[6]) or 0
   local sustained = sus > 0 and tonumber(ARGV[5]) > 0 and sus >= 0.99 * tonumber(ARGV[5])
   if cut > 0 and now - cut < HOLD_US and seen < wmax and seen >= 0.9 * wmax then
@@ -215,7 +216,7 @@ if now - cut >= tonumber(ARGV[3]) then
   else
     wmax = seen
   end
-  if sustained and wmax > sus * 1.05 then wmax = sus * 1.05 end
+  if sustained and wmax > seen then wmax = seen end
   rate = seen * tonumber(ARGV[2])
   -- Meta's limit is at least what it accepted in the second before the refusal (ARGV[5], as
   -- the reporting process counted it).
@@ -305,8 +306,9 @@ func (g *Governor) SlowDown(ctx context.Context, d time.Duration) error {
 // of it.
 //
 // sustained is how many sends Meta accepted a second over the last 5 s, as far as the
-// caller knows (0: unknown): when it is about accepted, the refused rate is taken as
-// no more than it (see governorCut).
+// caller knows (0: unknown): when it is about accepted, the refusal came after
+// sustained sending and the refused rate becomes the rate just refused (see
+// governorCut).
 func (g *Governor) Throttled(ctx context.Context, accepted int, sustained float64) (cut bool, rate float64, err error) {
 	if g.ceiling <= 0 {
 		return false, 0, nil

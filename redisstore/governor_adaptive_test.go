@@ -196,24 +196,27 @@ func TestGovernorJitterRefusalLowersTheHeldRateALittle(t *testing.T) {
 }
 
 // A refusal after 5 s in which Meta took about what it takes in a second (a token
-// bucket whose burst made the first refused rate too high) caps the refused rate at
-// what Meta took; a refusal after seconds of sending less (timing jitter at the held
+// bucket whose burst made the first refused rate too high) makes the refused rate the
+// rate just refused; a refusal after seconds of sending less (timing jitter at the held
 // rate) keeps the 2% step.
 func TestGovernorSustainedRefusalCapsTheRefusedRate(t *testing.T) {
 	withHold(t, time.Minute)
 	a, _ := twoReplicas(t)
 	ctx := context.Background()
 	for _, tc := range []struct {
-		pnid      string
-		sustained float64
-		want      float64
+		pnid                string
+		accepted, sustained float64
+		refused, rate       float64
 	}{
-		// max(25.935, 0.98 x 27.3) = 26.754, capped at 1.05 x 24.8 = 26.04: the rate is
-		// 95% of it.
-		{"7", 24.8, 0.95 * 26.04},
-		// 20 a second over 5 s, under the 25 of the last second: not sustained, 0.95 x
-		// 26.754.
-		{"8", 20, 0.95 * 26.754},
+		// The refused rate becomes the rate refused, 25.935, not max(25.935, 0.98 x 27.3)
+		// = 26.754: the rate is 95% of it.
+		{"7", 25, 24.8, 25.935, 0.95 * 25.935},
+		// 20 a second over 5 s, under the 25 of the last second: not sustained.
+		{"8", 25, 20, 26.754, 0.95 * 26.754},
+		// A process that sent a fifth of the number's sends counts a fifth: the refused
+		// rate is still the rate refused, not what this process saw accepted (and the
+		// cut, 0.7 x 25.935, has no floor from so few).
+		{"9", 5, 5, 25.935, 0.7 * 25.935},
 	} {
 		g := a.Governor(tc.pnid, 80)
 		for range 26 {
@@ -228,8 +231,13 @@ func TestGovernorSustainedRefusalCapsTheRefusedRate(t *testing.T) {
 			g.Reserve(ctx)
 		}
 		time.Sleep(GovernorCutWindow + 50*time.Millisecond)
-		if cut, rate, _ := g.Throttled(ctx, 25, tc.sustained); !cut || rate < tc.want-0.01 || rate > tc.want+0.01 {
-			t.Errorf("%s: cut with %v accepted a second over 5 s = %v, %v; want %.3f", tc.pnid, tc.sustained, cut, rate, tc.want)
+		cut, rate, _ := g.Throttled(ctx, int(tc.accepted), tc.sustained)
+		if !cut || rate < tc.rate-0.01 || rate > tc.rate+0.01 {
+			t.Errorf("%s: cut with %v then %v accepted = %v, %v; want rate %.3f", tc.pnid, tc.sustained, tc.accepted, cut, rate, tc.rate)
+		}
+		wmax, err := a.Client().HGet(ctx, g.rateKey, "wmax").Float64()
+		if err != nil || wmax < tc.refused-0.01 || wmax > tc.refused+0.01 {
+			t.Errorf("%s: refused rate %v (%v), want %.3f", tc.pnid, wmax, err, tc.refused)
 		}
 	}
 }
