@@ -315,10 +315,12 @@ func (p *Policy) countAccepted() {
 }
 
 // acceptedIn is how many sends Meta accepted in the last second (a sliding second: a
-// number Meta's limit is at least) and in the last 5 s, as far as the ring holds them.
-func (p *Policy) acceptedIn() (second, five int) {
+// number Meta's limit is at least), and how many a second over the last 5 s (0 when the
+// ring holds less than 5 s of them).
+func (p *Policy) acceptedIn() (second int, sustained float64) {
 	now := time.Now()
 	s1, s5 := now.Add(-time.Second).UnixNano(), now.Add(-5*time.Second).UnixNano()
+	five := 0
 	for i := range p.accepted {
 		switch t := p.accepted[i].Load(); {
 		case t > s1:
@@ -328,15 +330,14 @@ func (p *Policy) acceptedIn() (second, five int) {
 			five++
 		}
 	}
-	return second, five
+	if five < acceptedRing {
+		sustained = float64(five) / 5
+	}
+	return second, sustained
 }
 
 func (p *Policy) throttled(ctx context.Context) {
-	second, five := p.acceptedIn()
-	sustained := 0.0
-	if five < acceptedRing {
-		sustained = float64(five) / 5 // else the ring holds less than 5 s
-	}
+	second, sustained := p.acceptedIn()
 	cut, rate, err := p.b.Governor().Throttled(ctx, second, sustained)
 	if err != nil {
 		p.log.Warn("send policy: lowering the send rate failed", "error", err)
