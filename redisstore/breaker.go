@@ -78,11 +78,14 @@ type Admission struct {
 }
 
 // breakerAdmit: KEYS = {slot, rate, breaker, probe}, ARGV = {ceiling, token, lease ms,
-// poll µs, hold µs}. It returns {verdict, wait µs, rate m-mps, fails}.
+// poll µs, accepted, hold µs}, accepted being the sends Meta accepted that the caller's
+// process has not yet told the governor of. It returns {verdict, wait µs, rate m-mps,
+// fails}.
 var breakerAdmit = redis.NewScript(governorLua + `
 local now = redis_now()
 local h = redis.call('HMGET', KEYS[3], 'st', 'probe_at', 'fails')
 local fails = tonumber(h[3] or '0') or 0
+if tonumber(ARGV[1]) > 0 then accepted(KEYS[2], tonumber(ARGV[5])) end
 local function slot()
   if tonumber(ARGV[1]) <= 0 then return 0, 0 end
   return reserve(KEYS[1], KEYS[2], now, tonumber(ARGV[1]))
@@ -104,21 +107,28 @@ return {1, w, r, fails}
 // hands the probe to one caller at a time across all processes, once the probe
 // spacing has passed; everybody else waits.
 func (b *Breaker) Admit(ctx context.Context) (Admission, error) {
-	keys, args, token := b.admitArgs()
+	keys, args, token, told := b.admitArgs()
 	call := &scriptCall{script: breakerAdmit, keys: keys, args: args}
 	if err := b.s.roundTrip(ctx, call); err != nil {
+		b.gov.untold.Add(told)
 		return Admission{}, fmt.Errorf("redis: send admission: %w", err)
 	}
 	v, err := call.cmd.Int64Slice()
 	return b.admission(v, err, token)
 }
 
-func (b *Breaker) admitArgs() (keys []string, args []any, token string) {
+// admitArgs also hands the governor the accepted sends not yet told (told: how many,
+// for the caller to give back when the call fails).
+func (b *Breaker) admitArgs() (keys []string, args []any, token string, told int64) {
 	// The token only names a probe lease; a process-unique counter does, at no cost to
 	// the common closed case.
 	token = b.s.tokenPrefix + strconv.FormatUint(b.s.tokens.Add(1), 36)
+	if b.gov.ceiling > 0 {
+		told = b.gov.untold.Swap(0)
+	}
 	return []string{b.gov.key, b.gov.rateKey, b.key, b.probe},
-		[]any{b.gov.ceiling, token, b.opts.ProbeLease.Milliseconds(), b.opts.Poll.Microseconds(), governorHold.Microseconds()}, token
+		[]any{b.gov.ceiling, token, b.opts.ProbeLease.Milliseconds(), b.opts.Poll.Microseconds(), told,
+			governorHold.Microseconds()}, token, told
 }
 
 func (b *Breaker) admission(v []int64, err error, token string) (Admission, error) {
@@ -148,7 +158,7 @@ func (b *Breaker) AdmitHolding(ctx context.Context, h HoldRequest) (Admission, C
 	if err != nil {
 		return Admission{}, 0, err
 	}
-	akeys, aargs, token := b.admitArgs()
+	akeys, aargs, token, told := b.admitArgs()
 	admit := &scriptCall{script: breakerAdmit, keys: akeys, args: aargs}
 	claim := &scriptCall{script: ledgerClaimScript, keys: hkeys, args: hargs}
 	calls := []*scriptCall{admit, claim}
@@ -166,6 +176,7 @@ func (b *Breaker) AdmitHolding(ctx context.Context, h HoldRequest) (Admission, C
 		h.Record.Wrote, h.Record.Err = recorded(rec, h.TaskID, h.Record.Index)
 	}
 	if err != nil {
+		b.gov.untold.Add(told)
 		return Admission{}, 0, fmt.Errorf("redis: send admission: %w", err)
 	}
 	v, aerr := admit.cmd.Int64Slice()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -53,8 +54,11 @@ var governorHold = 2 * time.Minute
 type Governor struct {
 	s       *Store
 	key     string // next free slot (GCRA theoretical arrival time)
-	rateKey string // hash: rate, wmax (last refused rate), stamp (µs of the last change), cut (µs of the last cut)
+	rateKey string // hash: rate, wmax (last refused rate), stamp (µs of the last change), cut (µs of the last cut), ok (accepted since the cut)
 	ceiling float64
+	// untold counts the sends Meta accepted that this process has not yet added to the
+	// number's count: the next admission carries them, at no extra round trip.
+	untold atomic.Int64
 }
 
 // Governor returns the limiter of one phone number with a ceiling of mps sends per
@@ -133,6 +137,11 @@ local function reserve(tatKey, rateKey, now, ceiling)
   redis.call('SET', tatKey, string.format('%.0f', next), 'PX', math.floor((next - now) / 1000) + 1000)
   return tat - now, math.floor(rate * 1000)
 end
+-- accepted(rateKey, k): k more sends accepted by Meta since the last cut, as every
+-- process tells them with its next admission.
+local function accepted(rateKey, k)
+  if k and k > 0 then redis.call('HINCRBY', rateKey, 'ok', k) end
+end
 local function redis_now()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -158,14 +167,15 @@ return tat - now
 `)
 
 // governorCut lowers the rate after a 130429: KEYS = {slot, rate}, ARGV = {ceiling,
-// factor, window µs, floor, accepted, hold µs}. At most once per window it remembers the
+// factor, window µs, floor, accepted, sustained, hold µs}. At most once per window it remembers the
 // refused rate (the rate, or what was really sent in the last second when that is less:
 // under a ceiling far above Meta's limit, cutting the ceiling would take many windows to
 // matter; but never less than what Meta accepted in the second before the refusal, as
 // the reporting process counted it, which Meta's limit is at least) and multiplies it by
 // factor, but not below 98% of that accepted count: the cut that finds the limit is
-// deep, the ones that keep the rate at it are shallow. Any 130429 restarts the clean
-// second. It returns {1 when it cut, rate m-mps}.
+// deep, the ones that keep the rate at it are shallow; and never above 95% of the
+// refused rate. Any 130429 restarts the clean second. It returns {1 when it cut, rate
+// m-mps}.
 var governorCut = redis.NewScript(governorLua + `
 local now = redis_now()
 local ceiling = tonumber(ARGV[1])
@@ -217,12 +227,26 @@ if now - cut >= tonumber(ARGV[3]) then
     wmax = seen
   end
   if sustained and wmax > seen then wmax = seen end
+  local ok = tonumber(redis.call('HGET', KEYS[2], 'ok') or '0') or 0
+  if sustained and cut > 0 and now - cut >= 2000000 and now - cut <= 10000000 then
+    -- Between two refusals after sustained sending Meta took what its limit lets
+    -- through in that time: a token bucket empty at the first refusal is empty again at
+    -- the second, so the sends it accepted in between (every process's) over that time
+    -- are its rate, where the rate at the refusal is the highest the increase reached.
+    -- A jitter refusal at a rate held for a while has the rate sent in between about
+    -- the refused one; it is clearly less when the refused rate was learned too high.
+    -- Only for cuts up to 10 s apart: over longer, idle time between tasks would count
+    -- as a lower rate.
+    local between = ok / ((now - cut) / 1000000) * 1.05
+    if between >= tonumber(ARGV[4]) and between < 0.95 * seen and between < wmax then wmax = between end
+  end
   rate = seen * tonumber(ARGV[2])
   -- Meta's limit is at least what it accepted in the second before the refusal (ARGV[5], as
   -- the reporting process counted it).
   local floor = tonumber(ARGV[5]) * 0.98 * 1.05
   if floor > wmax * 0.95 then floor = wmax * 0.95 end
   if rate < floor then rate = floor end
+  if rate > 0.95 * wmax then rate = 0.95 * wmax end
   if rate < tonumber(ARGV[4]) then rate = tonumber(ARGV[4]) end
   cut = now
   did = 1
@@ -239,7 +263,7 @@ if now - cut >= tonumber(ARGV[3]) then
 end
 redis.call('HSET', KEYS[2], 'rate', string.format('%.4f', rate), 'wmax', string.format('%.4f', wmax),
   'stamp', string.format('%.0f', now), 'cut', string.format('%.0f', cut))
-if did == 1 then redis.call('HSET', KEYS[2], 'above', 0) end
+if did == 1 then redis.call('HSET', KEYS[2], 'above', 0, 'ok', 0) end
 return {did, math.floor(rate * 1000)}
 `)
 
@@ -347,6 +371,14 @@ func (g *Governor) State(ctx context.Context) (GovernorState, error) {
 		}
 	}
 	return st, nil
+}
+
+// Accepted notes one send Meta accepted; the process's next admission for the number
+// adds it to the count a cut reads (see governorCut).
+func (g *Governor) Accepted() {
+	if g.ceiling > 0 {
+		g.untold.Add(1)
+	}
 }
 
 // Ceiling is the governor's WHATSAPP_MAX_MPS (0: no limit).

@@ -47,10 +47,13 @@ func TestGovernorCutsOncePerWindowAndRecoversAdditively(t *testing.T) {
 	if err != nil || st.Rate < 55.99 || st.Rate > 56.01 || st.LastCut.IsZero() {
 		t.Fatalf("state after the cut = %+v (%v), want rate 56", st, err)
 	}
-	// The slots are spaced for the new rate.
-	d1, _, _ := ga.Reserve(ctx)
-	d2, _, _ := ga.Reserve(ctx)
-	if gap, want := d2-d1, time.Duration(float64(time.Second)*governorMargin/56); gap < want-time.Millisecond || gap > want+time.Millisecond {
+	// The slots are spaced for the new rate: the next free slot (µs) moves one interval
+	// a reservation, however long the calls take.
+	ga.Reserve(ctx)
+	t1, _ := a.Client().Get(ctx, ga.key).Int64()
+	ga.Reserve(ctx)
+	t2, _ := a.Client().Get(ctx, ga.key).Int64()
+	if gap, want := time.Duration(t2-t1)*time.Microsecond, time.Duration(float64(time.Second)*governorMargin/56); gap < want-time.Millisecond || gap > want+time.Millisecond {
 		t.Errorf("slot spacing %v, want %v", gap, want)
 	}
 
@@ -239,5 +242,70 @@ func TestGovernorSustainedRefusalCapsTheRefusedRate(t *testing.T) {
 		if err != nil || wmax < tc.refused-0.01 || wmax > tc.refused+0.01 {
 			t.Errorf("%s: refused rate %v (%v), want %.3f", tc.pnid, wmax, err, tc.refused)
 		}
+	}
+}
+
+// A refusal after sustained sending, seconds after the last one, makes the refused rate
+// what Meta accepted in between when that is clearly less than the rate refused: a
+// token bucket's burst made the first refused rate too high, and an empty bucket at
+// both refusals let through only its rate in between. Every replica's accepted sends
+// count, told with its admissions. When Meta accepted about the rate refused (a jitter
+// refusal at a held rate), the rule does not apply.
+func TestGovernorTakesWhatMetaAcceptedBetweenRefusals(t *testing.T) {
+	withHold(t, time.Minute)
+	for _, tc := range []struct {
+		name       string
+		pnid       string
+		idle, busy time.Duration // after the first cut: idle, then sending
+		sustained  float64       // the reporting replica's 5 s rate, against 12 in its last second
+		lo, hi     float64       // the refused rate after the second cut
+	}{
+		// 50 accepted in about 3 s: 17.5 (x 1.05) against the 25.935 refused.
+		{"bucket", "10", time.Second, 2 * time.Second, 12, 16.8, 17.6},
+		// The same, but the reporting replica's last second was above its 5 s rate.
+		{"not sustained", "11", time.Second, 2 * time.Second, 10, 26.75, 26.76},
+		// 75 accepted in 3 s: 26.25, about the refused rate: the rate refused stays.
+		{"jitter", "12", 0, 3 * time.Second, 12, 25.93, 25.94},
+		// 50 accepted in 11 s: what was accepted over that long says little.
+		{"long apart", "13", 9 * time.Second, 2 * time.Second, 12, 25.93, 25.94},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			a, b := twoReplicas(t)
+			ctx := context.Background()
+			ba, bb := a.Breaker(tc.pnid, 80, DefaultBreakerOptions), b.Breaker(tc.pnid, 80, DefaultBreakerOptions)
+			for range 26 {
+				if _, err := ba.Admit(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			time.Sleep(GovernorCutWindow + 50*time.Millisecond)
+			if _, rate, _ := ba.Governor().Throttled(ctx, 26, 0); rate < 25.93 || rate > 25.94 {
+				t.Fatalf("first cut to %v, want 25.935", rate)
+			}
+			time.Sleep(tc.idle)
+			// Both replicas send 12.5 a second each, Meta accepting all.
+			end := time.Now().Add(tc.busy)
+			for time.Now().Before(end) {
+				for _, br := range []*Breaker{ba, bb} {
+					br.Governor().Accepted()
+					if _, err := br.Admit(ctx); err != nil {
+						t.Fatal(err)
+					}
+				}
+				time.Sleep(80 * time.Millisecond)
+			}
+			cut, rate, err := ba.Governor().Throttled(ctx, 12, tc.sustained)
+			if err != nil || !cut {
+				t.Fatalf("second refusal: cut %v, %v", cut, err)
+			}
+			wmax, err := a.Client().HGet(ctx, ba.Governor().rateKey, "wmax").Float64()
+			if err != nil || wmax < tc.lo || wmax > tc.hi {
+				t.Errorf("refused rate %v (%v), want in [%v, %v]", wmax, err, tc.lo, tc.hi)
+			}
+			if rate > 0.95*wmax+0.01 {
+				t.Errorf("rate %v above 95%% of the refused rate %v", rate, wmax)
+			}
+		})
 	}
 }

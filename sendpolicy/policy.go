@@ -310,28 +310,41 @@ const acceptedRing = 2048
 
 // countAccepted notes one send Meta accepted.
 func (p *Policy) countAccepted() {
+	p.b.Governor().Accepted()
 	n := p.acceptedN.Add(1)
 	p.accepted[n%acceptedRing].Store(time.Now().UnixNano())
 }
 
 // acceptedIn is how many sends Meta accepted in the last second (a sliding second: a
-// number Meta's limit is at least), and how many a second over the last 5 s (0 when the
-// ring holds less than 5 s of them).
+// number Meta's limit is at least), and how many a second over the last 5 s, or since
+// the process's first accepted send when that is less than 5 s ago (0 when that is
+// less than 2 s ago, or the ring holds less than 5 s of them).
 func (p *Policy) acceptedIn() (second int, sustained float64) {
 	now := time.Now()
 	s1, s5 := now.Add(-time.Second).UnixNano(), now.Add(-5*time.Second).UnixNano()
-	five := 0
+	five, oldest, before := 0, now.UnixNano(), false
 	for i := range p.accepted {
-		switch t := p.accepted[i].Load(); {
+		t := p.accepted[i].Load()
+		switch {
 		case t > s1:
 			second++
 			five++
 		case t > s5:
 			five++
+		case t > 0:
+			before = true
+			continue
+		default:
+			continue
 		}
+		oldest = min(oldest, t)
 	}
-	if five < acceptedRing {
-		sustained = float64(five) / 5
+	span := 5 * time.Second
+	if !before {
+		span = time.Duration(now.UnixNano() - oldest)
+	}
+	if five < acceptedRing && span >= 2*time.Second {
+		sustained = float64(five) / span.Seconds()
 	}
 	return second, sustained
 }

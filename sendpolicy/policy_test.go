@@ -293,3 +293,38 @@ func TestThrottledLowersTheSharedRateOncePerWindow(t *testing.T) {
 		t.Fatalf("130429 opened the breaker")
 	}
 }
+
+// acceptedIn's 5 s rate spans the process's sending when it began less than 5 s ago,
+// and is unknown for less than 2 s of it: a refusal 3 s into a task can still be told
+// from one after a last second above the rest.
+func TestAcceptedInSpansTheSendingSoFar(t *testing.T) {
+	fill := func(p *Policy, now time.Time, from, to time.Duration, perSec int) {
+		for d := from; d < to; d += time.Second / time.Duration(perSec) {
+			n := p.acceptedN.Add(1)
+			p.accepted[n%acceptedRing].Store(now.Add(-d).UnixNano())
+		}
+	}
+	for _, tc := range []struct {
+		name   string
+		fill   func(p *Policy, now time.Time)
+		second int
+		lo, hi float64
+	}{
+		{"3 s at 20", func(p *Policy, now time.Time) { fill(p, now, 0, 3*time.Second, 20) }, 20, 19.5, 20.5},
+		{"1.5 s at 20", func(p *Policy, now time.Time) { fill(p, now, 0, 1500*time.Millisecond, 20) }, 20, 0, 0},
+		{"10 s at 20", func(p *Policy, now time.Time) { fill(p, now, 0, 10*time.Second, 20) }, 20, 19.5, 20.5},
+		{"a send 10 s ago, 3 s at 20", func(p *Policy, now time.Time) {
+			fill(p, now, 0, 3*time.Second, 20)
+			fill(p, now, 10*time.Second, 10*time.Second+time.Millisecond, 1000)
+		}, 20, 11.5, 12.5},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := &Policy{}
+			tc.fill(p, time.Now())
+			second, sustained := p.acceptedIn()
+			if second < tc.second-1 || second > tc.second || sustained < tc.lo || sustained > tc.hi {
+				t.Errorf("acceptedIn = %d, %.2f; want %d, [%v, %v]", second, sustained, tc.second, tc.lo, tc.hi)
+			}
+		})
+	}
+}
