@@ -227,7 +227,6 @@ if now - cut >= tonumber(ARGV[3]) then
     wmax = seen
   end
   if sustained and wmax > seen then wmax = seen end
-  local ok = tonumber(redis.call('HGET', KEYS[2], 'ok') or '0') or 0
   if sustained and cut > 0 and now - cut >= 2000000 and now - cut <= 10000000 then
     -- Between two refusals after sustained sending Meta took what its limit lets
     -- through in that time: a token bucket empty at the first refusal is empty again at
@@ -237,6 +236,7 @@ if now - cut >= tonumber(ARGV[3]) then
     -- the refused one; it is clearly less when the refused rate was learned too high.
     -- Only for cuts up to 10 s apart: over longer, idle time between tasks would count
     -- as a lower rate.
+    local ok = tonumber(redis.call('HGET', KEYS[2], 'ok') or '0') or 0
     local between = ok / ((now - cut) / 1000000) * 1.05
     if between >= tonumber(ARGV[4]) and between < 0.95 * seen and between < wmax then wmax = between end
   end

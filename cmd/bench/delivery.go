@@ -11,8 +11,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/wagate/wagate/graphapi/sandbox"
 	"github.com/wagate/wagate/redisstore"
 )
@@ -203,11 +201,10 @@ func (b *bench) measureDelivery(ctx context.Context) (deliveryResult, error) {
 	}
 
 	// Memory, on the bench's Redis under a prefix of its own.
-	opts, err := redis.ParseURL(b.redis.URL())
+	rdb, err := b.redisClient()
 	if err != nil {
 		return r, err
 	}
-	rdb := redis.NewClient(opts)
 	defer rdb.Close()
 	store := redisstore.New(rdb, "benchdl:")
 	r.bytesPerRecipient, err = redisstore.MeasureDeliveryMemory(ctx, store, "9a1b2c3d-4e5f-4a6b-8c7d-0e1f2a3b4c5d", deliveryMemoryN)

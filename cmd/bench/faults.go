@@ -22,8 +22,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/wagate/wagate/graphapi"
 	"github.com/wagate/wagate/graphapi/sandbox"
 	"github.com/wagate/wagate/shared"
@@ -383,11 +381,10 @@ func (b *bench) limitRow(ctx context.Context, p faultParams, counter sandbox.MPS
 
 // forgetLearnedRate deletes the governor's state of every phone number in Redis.
 func (b *bench) forgetLearnedRate(ctx context.Context) error {
-	opts, err := redis.ParseURL(b.redis.URL())
+	rdb, err := b.redisClient()
 	if err != nil {
 		return err
 	}
-	rdb := redis.NewClient(opts)
 	defer rdb.Close()
 	iter := rdb.Scan(ctx, 0, "*governor*", 1000).Iterator()
 	for iter.Next(ctx) {

@@ -249,12 +249,11 @@ func (b *bench) setupPlain(ctx context.Context) (*relayTarget, error) {
 		return nil, err
 	}
 	consumer.start()
-	ropts, err := redis.ParseURL(b.redis.URL())
+	rdb, err := b.redisClient()
 	if err != nil {
 		consumer.close()
 		return nil, err
 	}
-	rdb := redis.NewClient(ropts)
 	p := &plainRelay{rdb: rdb, key: "plainrelay:" + fmt.Sprint(time.Now().UnixNano()), ws: consumer.url()}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -36,6 +36,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	enumspb "go.temporal.io/api/enums/v1"
 	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/api/workflowservice/v1"
@@ -307,6 +308,15 @@ func (b *bench) startStack(ctx context.Context, w int) error {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// redisClient connects to the bench's Redis server; the caller closes it.
+func (b *bench) redisClient() (*redis.Client, error) {
+	opts, err := redis.ParseURL(b.redis.URL())
+	if err != nil {
+		return nil, err
+	}
+	return redis.NewClient(opts), nil
 }
 
 func (b *bench) stopStack() {
