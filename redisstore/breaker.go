@@ -85,7 +85,7 @@ var breakerAdmit = redis.NewScript(governorLua + `
 local now = redis_now()
 local h = redis.call('HMGET', KEYS[3], 'st', 'probe_at', 'fails')
 local fails = tonumber(h[3] or '0') or 0
-if tonumber(ARGV[1]) > 0 then accepted(KEYS[2], tonumber(ARGV[5])) end
+accepted(KEYS[2], tonumber(ARGV[5]))
 local function slot()
   if tonumber(ARGV[1]) <= 0 then return 0, 0 end
   return reserve(KEYS[1], KEYS[2], now, tonumber(ARGV[1]))
@@ -123,9 +123,7 @@ func (b *Breaker) admitArgs() (keys []string, args []any, token string, told int
 	// The token only names a probe lease; a process-unique counter does, at no cost to
 	// the common closed case.
 	token = b.s.tokenPrefix + strconv.FormatUint(b.s.tokens.Add(1), 36)
-	if b.gov.ceiling > 0 {
-		told = b.gov.untold.Swap(0)
-	}
+	told = b.gov.untold.Swap(0) // always 0 without a ceiling (Governor.Accepted)
 	return []string{b.gov.key, b.gov.rateKey, b.key, b.probe},
 		[]any{b.gov.ceiling, token, b.opts.ProbeLease.Milliseconds(), b.opts.Poll.Microseconds(), told,
 			governorHold.Microseconds()}, token, told

@@ -208,8 +208,9 @@ if now - cut >= tonumber(ARGV[3]) then
     if acc > seen then seen = math.min(acc, rate) end
   end
   -- Meta refused although for 5 s it took about what it takes in a second
-  -- (ARGV[6], sends accepted a second over the last 5 s, is at least 99% of ARGV[5],
-  -- both as the reporting process counted them): the rate was above Meta's sustained
+  -- (ARGV[6], sends accepted a second over the last 5 s, or over all of the sending
+  -- when that began 2-5 s ago, is at least 99% of ARGV[5], both as the reporting
+  -- process counted them): the rate was above Meta's sustained
   -- limit, not a timing accident at a rate it takes. Under a token bucket that is what a
   -- too high refused rate looks like (the bucket's burst passed more at the start), so
   -- the refused rate becomes the rate just refused, without the 2% step of a jitter
@@ -329,8 +330,8 @@ func (g *Governor) SlowDown(ctx context.Context, d time.Duration) error {
 // the caller knows (0: unknown): Meta's limit is at least that, so the refused rate is taken as no less and the cut does not go below 98%
 // of it.
 //
-// sustained is how many sends Meta accepted a second over the last 5 s, as far as the
-// caller knows (0: unknown): when it is about accepted, the refusal came after
+// sustained is how many sends Meta accepted a second over the last 5 s (or since the
+// caller began sending, 2-5 s ago), as far as the caller knows (0: unknown): when it is about accepted, the refusal came after
 // sustained sending and the refused rate becomes the rate just refused (see
 // governorCut).
 func (g *Governor) Throttled(ctx context.Context, accepted int, sustained float64) (cut bool, rate float64, err error) {
