@@ -17,6 +17,10 @@ import (
 // the cost of 5% of the rate.
 const governorMargin = 1.05
 
+// governorUnder is how far under the last refused rate the rate settles: the increase
+// aims at it, and a cut never leaves the rate above it.
+const governorUnder = 0.95
+
 // The adaptive rate. WHATSAPP_MAX_MPS is the ceiling; Meta's real limit for a number
 // may be lower (a new number, a quality downgrade), and only a 130429 tells. The rate
 // is then cut multiplicatively, at most once per window so that the answers to sends
@@ -76,8 +80,11 @@ func (s *Store) Governor(phoneNumberID string, mps int) *Governor {
 // thousandths of a message per second. Redis's own clock makes every process agree on
 // time; the slot key expires once its slots are all in the past, the rate key is kept
 // so that a restart does not forget what Meta allows. Every script built on it takes
-// the hold (governorHold, µs) as its last ARGV.
-const governorLua = `
+// the hold (governorHold, µs) as its last ARGV; MARGIN and UNDER are governorMargin and
+// governorUnder.
+var governorLua = `
+local MARGIN, UNDER = ` + strconv.FormatFloat(governorMargin, 'g', -1, 64) + `, ` +
+	strconv.FormatFloat(governorUnder, 'g', -1, 64) + `
 local HOLD_US = tonumber(ARGV[#ARGV]) or 0
 local function rate_state(rateKey, now, ceiling)
   local h = redis.call('HMGET', rateKey, 'rate', 'wmax', 'stamp', 'cut', 'win', 'n')
@@ -94,7 +101,7 @@ local function rate_state(rateKey, now, ceiling)
     local above = tonumber(redis.call('HGET', rateKey, 'above') or '0') or 0
     for i = 1, math.min(n, 1000) do
       if rate >= ceiling then break end
-      local target = wmax * 0.95
+      local target = wmax * UNDER
       if rate < target then
         local d = (target - rate) / 2
         if d < step then d = step end
@@ -130,7 +137,7 @@ local function reserve(tatKey, rateKey, now, ceiling)
   else
     redis.call('HINCRBY', rateKey, 'n', 1)
   end
-  local interval = math.floor(1000000 * 1.05 / rate)
+  local interval = math.floor(1000000 * MARGIN / rate)
   local tat = tonumber(redis.call('GET', tatKey) or '0')
   if tat < now then tat = now end
   local next = tat + interval
@@ -198,13 +205,13 @@ if now - cut >= tonumber(ARGV[3]) then
   -- but not less than what Meta accepted in the second before the refusal (ARGV[5]), which its
   -- limit is at least.
   local seen = rate
-  local acc = tonumber(ARGV[5]) * 1.05
+  local acc = tonumber(ARGV[5]) * MARGIN
   if prev == 0 and now - win < 1000000 and acc >= 1 then
     -- The first second of sending: what was sent so far spans part of a second, but
     -- Meta already refuses, so what it accepted is its limit.
     seen = math.min(rate, acc)
   else
-    if sent >= 1 and sent * 1.05 < seen then seen = sent * 1.05 end
+    if sent >= 1 and sent * MARGIN < seen then seen = sent * MARGIN end
     if acc > seen then seen = math.min(acc, rate) end
   end
   -- Meta refused although for 5 s it took about what it takes in a second
@@ -238,22 +245,22 @@ if now - cut >= tonumber(ARGV[3]) then
     -- Only for cuts up to 10 s apart: over longer, idle time between tasks would count
     -- as a lower rate.
     local ok = tonumber(redis.call('HGET', KEYS[2], 'ok') or '0') or 0
-    local between = ok / ((now - cut) / 1000000) * 1.05
+    local between = ok / ((now - cut) / 1000000) * MARGIN
     if between >= tonumber(ARGV[4]) and between < 0.95 * seen and between < wmax then wmax = between end
   end
   rate = seen * tonumber(ARGV[2])
   -- Meta's limit is at least what it accepted in the second before the refusal (ARGV[5], as
   -- the reporting process counted it).
-  local floor = tonumber(ARGV[5]) * 0.98 * 1.05
-  if floor > wmax * 0.95 then floor = wmax * 0.95 end
+  local floor = tonumber(ARGV[5]) * 0.98 * MARGIN
+  if floor > wmax * UNDER then floor = wmax * UNDER end
   if rate < floor then rate = floor end
-  if rate > 0.95 * wmax then rate = 0.95 * wmax end
+  if rate > UNDER * wmax then rate = UNDER * wmax end
   if rate < tonumber(ARGV[4]) then rate = tonumber(ARGV[4]) end
   cut = now
   did = 1
   -- The slots handed out so far were spaced for the refused rate: the next slot is
   -- one new interval from now, and their holders take new ones (sendpolicy does).
-  local tat = now + math.floor(1000000 * 1.05 / rate)
+  local tat = now + math.floor(1000000 * MARGIN / rate)
   if prev == 0 and now - win < 1000000 then
     -- Sending started less than a second ago and Meta already refuses: everything it
     -- accepted is in its current second, so nothing more can pass before that second
