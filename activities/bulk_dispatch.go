@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"go.temporal.io/sdk/activity"
@@ -110,6 +111,12 @@ type dispatch struct {
 	// What the task waits on when the run returned ("" nothing), and since when.
 	waitKind  string
 	waitSince time.Time
+	// The breaker's probes this run has in flight, and whether it takes no more (it is
+	// returning): a probe that hangs keeps the run from returning until its deadline, so
+	// a returning run makes none, and the return that reports a resume waits until they
+	// have answered, sending meanwhile.
+	probing atomic.Int32
+	noProbe atomic.Bool
 
 	// The template gate: while Meta refuses the task's template as paused (132015) or
 	// disabled (132016), nothing is sent but one probe at a time, at tmplProbeAt; no
@@ -279,6 +286,7 @@ func (d *dispatch) run(ctx context.Context) (int, error) {
 		}
 		if !stopping {
 			stopping, stoppedAt = true, time.Now()
+			d.noProbe.Store(true)
 			stopLoad()
 		}
 		if !soft && !gaveBack {
@@ -287,6 +295,22 @@ func (d *dispatch) run(ctx context.Context) (int, error) {
 		}
 	}
 	stop := func(err error) { halt(err, false) }
+	// A change of what the task waits on (the breaker opened or closed, the template
+	// was paused) returns the run, so that the workflow shows it. It is looked at on
+	// every answer, so that a run returns before its first probe when its own send
+	// opened the breaker, and every second, for a change seen by other processes. A
+	// resume is reported once this run's probes have answered: a probe that hangs would
+	// otherwise hold every slot back until its deadline, just as sending could go on.
+	waitChanged := func() {
+		if d.waiting == nil || gaveBack || time.Since(began) < time.Second {
+			return
+		}
+		kind, since := d.waitingNow()
+		if kind != *d.waiting && (kind != "" || d.probing.Load() == 0) {
+			d.waitKind, d.waitSince = kind, since
+			stop(nil)
+		}
+	}
 
 	for {
 		now := time.Now()
@@ -424,16 +448,11 @@ func (d *dispatch) run(ctx context.Context) (int, error) {
 			case o.unsent, o.aborted:
 				// Its ledger entry says where it stands; the next activity resumes it.
 			}
+			waitChanged()
 		case <-timerC:
 		case <-heartbeat.C:
 			activity.RecordHeartbeat(ctx, frontier)
-			if d.waiting != nil && !gaveBack {
-				kind, since := d.waitingNow()
-				if kind != *d.waiting && time.Since(began) >= time.Second {
-					d.waitKind, d.waitSince = kind, since
-					stop(nil)
-				}
-			}
+			waitChanged()
 			if stopping && !gaveBack && time.Since(stoppedAt) >= softStopMax {
 				stop(nil)
 			}
@@ -496,6 +515,15 @@ func (d *dispatch) attempt(sendCtx, acquireCtx context.Context, it item, prev *p
 		return outcome{it: it, final: true}
 	case claim == redisstore.ClaimLost:
 		return outcome{it: it, err: errSuperseded}
+	}
+	if pm.Probe {
+		if d.noProbe.Load() {
+			// The run is returning: the next one probes, as soon as it starts.
+			pm.Abandon()
+			return d.park(sendCtx, it, time.Now(), outcome{it: it, unsent: true})
+		}
+		d.probing.Add(1)
+		defer d.probing.Add(-1)
 	}
 	res, serr := d.a.Graph.Send(sendCtx, it.msg, fmt.Sprintf("%s:%d", d.taskID, it.index))
 	if serr != nil && sendCtx.Err() != nil {

@@ -17,6 +17,7 @@ import (
 
 	"go.temporal.io/sdk/testsuite"
 
+	"github.com/wagate/wagate/graphapi"
 	"github.com/wagate/wagate/graphapi/sandbox"
 	"github.com/wagate/wagate/redisstore"
 	"github.com/wagate/wagate/sendpolicy"
@@ -349,6 +350,53 @@ func TestSendRangeRidesOutAnIncident(t *testing.T) {
 // how it counts its limit, so the same holds for each usual way of counting: any 1 s
 // window, each clock second, a token bucket (whose full bucket passes a burst above the
 // limit at the start).
+// A Meta incident of hanging connections (no answer until the client's deadline) fails
+// nobody either, and sending resumes within about the probe lease of the recovery, not
+// one Graph API deadline later: a probe that hangs past its lease lets the next one go.
+func TestSendRangeRidesOutAHangingIncident(t *testing.T) {
+	const n, workers = 300, 10
+	const deadline, lease = 1500 * time.Millisecond, 200 * time.Millisecond
+	f, log := newLoggedFixture(t, sandbox.Options{Latency: 5 * time.Millisecond}, 100_000)
+	f.acts.Graph = graphapi.New(graphapi.Config{BaseURL: f.url, Version: "v23.0", Token: "test-token",
+		PhoneNumberID: pnid, Timeout: deadline})
+	f.policy(sendpolicy.Options{
+		RetryBackoff: func(int) time.Duration { return 20 * time.Millisecond },
+		Breaker: redisstore.BreakerOptions{Threshold: 5, ProbeSpacing: 50 * time.Millisecond,
+			MaxProbeSpacing: 200 * time.Millisecond, ProbeLease: lease, Poll: 10 * time.Millisecond},
+	})
+	f.stage(t, "hang", n)
+
+	go func() {
+		for f.sb.Stats().Accepted < 100 {
+			time.Sleep(2 * time.Millisecond)
+		}
+		f.sb.StartIncidentMode(2*time.Second, sandbox.IncidentHang)
+	}()
+	sent, failed, _ := f.runTask(t, "hang", n, workers)
+	if sent != n || failed != 0 {
+		t.Fatalf("sent %d failed %d, want all %d sent, none failed", sent, failed, n)
+	}
+	st := f.sb.Stats()
+	if st.Accepted != n || st.Duplicates != 0 {
+		t.Errorf("sandbox accepted %d (%d duplicates), want %d once each", st.Accepted, st.Duplicates, n)
+	}
+	if st.MaxInFlight > workers {
+		t.Errorf("sandbox saw %d sends at once, want at most %d, hung probes included", st.MaxInFlight, workers)
+	}
+	inc := st.Incident
+	if inc.FirstAcceptAfter.IsZero() {
+		t.Fatalf("no send accepted after the incident: %+v", inc)
+	}
+	// The probe lease, the poll and the sandbox's latency; a probe that waited out its
+	// own deadline would resume up to 1.5 s later.
+	if d := inc.FirstAcceptAfter.Sub(inc.End); d > lease+300*time.Millisecond {
+		t.Errorf("first send accepted %v after the recovery, want within about the probe lease (%v)", d, lease)
+	}
+	log.mu.Lock()
+	defer log.mu.Unlock()
+	t.Logf("hanging incident: %d sends left hanging, resumed %v after recovery", inc.Refused, inc.FirstAcceptAfter.Sub(inc.End))
+}
+
 func TestSendRangeConvergesToMetasRealLimit(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs 15 s")

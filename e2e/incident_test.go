@@ -136,3 +136,42 @@ func TestWorkerSIGKILLWhileTheCircuitIsOpen(t *testing.T) {
 	task := s.WaitTask(t, id, 3*time.Minute)
 	checkCrashOutcome(t, s, task, n, workers)
 }
+
+// A Meta incident of hanging connections (no answer at all, for 45 s) in the middle
+// of a task: the sends in flight wait out the Graph API deadline (30 s) and open the
+// circuit; task-status says the task waits on Meta; a probe goes every 4 s although
+// the earlier ones still hang, so the task resumes within 5 s of the recovery, not one
+// deadline later, and succeeds with nobody failed or repeated (a send left hanging was
+// not accepted, and is sent again).
+func TestHangingIncidentMidTaskResumesWithinSeconds(t *testing.T) {
+	const n, workers = 600, 10
+	const length = 45 * time.Second
+	s := NewStack(t, StackOptions{MaxWorkers: workers, SandboxLatency: 20 * time.Millisecond})
+	id := queueBulk(t, s, n)
+	waitAccepted(t, s, n/4, 2*time.Minute)
+	s.Sandbox.StartIncidentMode(length, sandbox.IncidentHang)
+
+	task := waitWaiting(t, s, id, 40*time.Second)
+	if task["status"] != shared.StatusStarted || task["waiting_since"] == nil {
+		t.Errorf("task-status during the incident = %v, want STARTED, waiting since a time", task)
+	}
+	task = s.WaitTask(t, id, 3*time.Minute)
+	inc := s.Sandbox.Stats().Incident
+	if inc.FirstAcceptAfter.IsZero() {
+		t.Fatalf("no send accepted after the incident: %+v", inc)
+	}
+	took := inc.FirstAcceptAfter.Sub(inc.End)
+	t.Logf("hanging incident of %v: %d sends left hanging, sending resumed %v after the recovery",
+		length, inc.Refused, took.Round(time.Millisecond))
+	if took > 5*time.Second {
+		t.Errorf("sending resumed %v after the recovery, want within 5 s", took)
+	}
+	// The sends in flight when it began, and one probe every 4 s once the circuit opened.
+	if limit := int64(workers) + int64(length/(4*time.Second)) + 1; inc.Refused > limit {
+		t.Errorf("%d sends reached Meta during the incident, want at most %d", inc.Refused, limit)
+	}
+	if st := s.Sandbox.Stats(); st.MaxInFlight > workers {
+		t.Errorf("the sandbox saw %d sends at once, want at most BULK_MAX_WORKERS = %d", st.MaxInFlight, workers)
+	}
+	checkCrashOutcome(t, s, task, n, 0)
+}

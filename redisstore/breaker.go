@@ -18,9 +18,13 @@ type BreakerOptions struct {
 	// ProbeSpacing is the pause before the first probe after opening; each failed probe
 	// doubles it up to MaxProbeSpacing.
 	ProbeSpacing, MaxProbeSpacing time.Duration
-	// ProbeLease bounds how long one probe holds the right to probe: longer than a
-	// Graph API call may take, so that two probes never overlap, and short enough that a
-	// probe whose process died is replaced.
+	// ProbeLease is how long one probe is the only one. A probe still unanswered after
+	// it (Meta hangs instead of failing, or the prober's process died) no longer holds
+	// the number back: the next caller probes, while the first waits out its own call.
+	// Its answer still counts when it comes: a success closes the breaker, a failure is
+	// never charged (it was sent while the breaker was open). So in an incident of
+	// hanging connections a probe goes out every ProbeLease, and sending resumes within
+	// about that long of Meta's recovery, as with failures answered at once.
 	ProbeLease time.Duration
 	// Poll is how often a caller asks again while another caller's probe is in flight.
 	Poll time.Duration
@@ -29,10 +33,11 @@ type BreakerOptions struct {
 // DefaultBreakerOptions: five Meta failures in a row open the breaker; probes 1 s,
 // 2 s, 4 s, 4 s ... apart. Meta may recover just after a failed probe, so the spacing
 // is the longest sending can wait after the recovery: 4 s, with the probe's own call
-// and the waiters' wake-up inside the 5 s promised.
+// and the waiters' wake-up inside the 5 s promised. A probe that hangs is followed by
+// the next one 4 s after it went out, for the same bound.
 var DefaultBreakerOptions = BreakerOptions{
 	Threshold: 5, ProbeSpacing: time.Second, MaxProbeSpacing: 4 * time.Second,
-	ProbeLease: 35 * time.Second, Poll: 100 * time.Millisecond,
+	ProbeLease: 4 * time.Second, Poll: 100 * time.Millisecond,
 }
 
 // Breaker is the circuit breaker of one business phone number in front of the Graph
@@ -215,7 +220,9 @@ type Report struct {
 }
 
 // breakerReport: KEYS = {breaker, probe}, ARGV = {kind, token, threshold, spacing µs,
-// max spacing µs, code, error text}. It returns {charged, 1 opened | 2 closed | 0}.
+// max spacing µs, code, error text}. It returns {charged, 1 opened | 2 closed | 0}. A
+// token that no longer holds the lease is a probe that outlived it (stale): its
+// success still closes the breaker; its failure moves nothing, and is not charged.
 var breakerReport = redis.NewScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -224,13 +231,14 @@ local h = redis.call('HMGET', KEYS[1], 'st', 'fails', 'spacing')
 local open = h[1] == 'open'
 local fails = tonumber(h[2] or '0') or 0
 local probe = ARGV[2] ~= '' and redis.call('GET', KEYS[2]) == ARGV[2]
+local stale = ARGV[2] ~= '' and not probe
 if kind == 'abandoned' then
   if probe then redis.call('DEL', KEYS[2]) end
   return {0, 0}
 end
 if kind == 'ok' then
   if open then
-    if probe then
+    if probe or stale then
       redis.call('DEL', KEYS[1], KEYS[2])
       return {0, 2}
     end
@@ -239,6 +247,7 @@ if kind == 'ok' then
   if fails > 0 then redis.call('HSET', KEYS[1], 'fails', 0) end
   return {0, 0}
 end
+if stale then return {0, 0} end
 if open then
   if probe then
     local sp = (tonumber(h[3] or '0') or 0) * 2

@@ -47,4 +47,8 @@ func TestDefaultProbeSpacingBoundsTheResume(t *testing.T) {
 	if d := DefaultBreakerOptions.MaxProbeSpacing; d > 4*time.Second {
 		t.Errorf("MaxProbeSpacing %v leaves no room within 5 s for the probe's call", d)
 	}
+	// A probe that hangs is followed by the next one after its lease: the same bound.
+	if d := DefaultBreakerOptions.ProbeLease; d > 4*time.Second {
+		t.Errorf("ProbeLease %v: a hanging incident would resume later than 5 s after the recovery", d)
+	}
 }

@@ -206,6 +206,79 @@ func TestAuthFailureOpensAtOnceAndStaysOpenUntilAProbeSucceeds(t *testing.T) {
 	}
 }
 
+// A probe that hangs (Meta leaves the connection without an answer) holds the number
+// back for ProbeLease only: then the next caller probes, so sending resumes within about
+// that long of Meta's recovery. The late answers still count: a hung probe's success
+// closes the breaker, and its failure, once the breaker has closed, is neither charged
+// nor counted in the run of failures.
+func TestHungProbeHoldsTheNumberForTheLeaseOnly(t *testing.T) {
+	opts := fastOptions()
+	opts.Breaker.ProbeLease = 300 * time.Millisecond
+	policies := newPolicies(t, 2, opts)
+	for range 3 {
+		send(t, policies[0], errUnavailable)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	probe := func(p *Policy) (*Permit, time.Time) {
+		t.Helper()
+		pm, err := p.Acquire(ctx)
+		if err != nil || !pm.Probe {
+			t.Fatalf("Acquire = %+v, %v; want the probe", pm, err)
+		}
+		return pm, time.Now()
+	}
+
+	// The first probe hangs; within its lease nobody else probes.
+	hung, at := probe(policies[0])
+	early, cancelEarly := context.WithTimeout(ctx, 200*time.Millisecond)
+	if pm, err := policies[1].Acquire(early); err == nil {
+		t.Fatalf("a second admission (%+v) within the hung probe's lease", pm)
+	}
+	cancelEarly()
+	// Past the lease, the next probe goes; it hangs too.
+	hung2, at2 := probe(policies[1])
+	if d := at2.Sub(at); d < opts.Breaker.ProbeLease-20*time.Millisecond || d > opts.Breaker.ProbeLease+200*time.Millisecond {
+		t.Errorf("second probe %v after the first, want about the lease (%v)", d, opts.Breaker.ProbeLease)
+	}
+	// The first one's failure, answered late, moves nothing.
+	if o := hung.Done(ctx, context.DeadlineExceeded); o.Charged || o.Opened || o.Closed {
+		t.Errorf("late failure of a hung probe = %+v, want nothing moved", o)
+	}
+	// Meta is back: a third probe succeeds and closes the breaker for everybody.
+	third, _ := probe(policies[0])
+	if o := third.Done(ctx, nil); !o.Closed {
+		t.Fatalf("successful probe = %+v, want the breaker closed", o)
+	}
+	// The second hung probe times out after the close: sent while the breaker was
+	// open, it is not the recipient's fault, and no run of failures starts from it.
+	if o := hung2.Done(ctx, context.DeadlineExceeded); o.Charged || o.Opened {
+		t.Errorf("hung probe failing after the close = %+v, want not charged", o)
+	}
+	st, _ := policies[1].Status(ctx)
+	if st.Breaker.Open || st.Breaker.Fails != 0 {
+		t.Errorf("breaker = %+v, want closed with no failures", st.Breaker)
+	}
+
+	// A hung probe's late success closes the breaker too, while a newer probe is out.
+	for range 3 {
+		send(t, policies[0], errUnavailable)
+	}
+	slow, _ := probe(policies[0])
+	newer, _ := probe(policies[1]) // after the lease
+	if o := slow.Done(ctx, nil); !o.Closed {
+		t.Fatalf("late success of a hung probe = %+v, want the breaker closed", o)
+	}
+	if o := newer.Done(ctx, nil); o.Closed || o.Charged {
+		t.Errorf("the newer probe's success after the close = %+v, want nothing moved", o)
+	}
+	if pm, err := policies[1].Acquire(ctx); err != nil || pm.Probe {
+		t.Errorf("Acquire after the close = %+v, %v; want a plain send", pm, err)
+	} else {
+		pm.Done(ctx, nil)
+	}
+}
+
 func TestAbandonedProbeReleasesTheLease(t *testing.T) {
 	p := newPolicies(t, 1, fastOptions())[0]
 	send(t, p, errAuth)

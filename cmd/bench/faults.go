@@ -84,7 +84,15 @@ type incidentRow struct {
 	incident time.Duration
 	pool     incidentRun
 	stack    incidentRun
+	// hang: wagate again, Meta leaving every call unanswered for hangFor instead of
+	// answering 503 (no pool: each of its calls would wait out the 30 s deadline in place).
+	hang    incidentRun
+	hangFor time.Duration
 }
+
+// hangIncident is how long the hanging incident lasts: longer than the Graph API
+// deadline (30 s), so that the circuit opens while Meta still hangs.
+const hangIncident = 45 * time.Second
 
 type incidentRun struct {
 	dur         time.Duration
@@ -93,7 +101,7 @@ type incidentRun struct {
 	notAccepted int    // recipients the sandbox never accepted
 	lost        int    // never accepted and not reported failed
 	repeats     int64  // accepted sends beyond one per recipient
-	refused     int64  // sends answered 503 during the window
+	refused     int64  // sends answered 503, or left hanging, during the window
 	resume      time.Duration
 	resumed     bool
 	statusSeen  time.Duration // stack: from recovery until task-status counts moved again
@@ -287,40 +295,61 @@ func (b *bench) incidentRow(ctx context.Context, p faultParams) (incidentRow, er
 	// (b) wagate, the same way, reading task-status while Meta is down and after.
 	b.resetSandbox(sandbox.Faults{}, 0)
 	stopTrigger = b.incidentAt(ctx, int64(r.n/2), r.incident)
+	if err := b.stackIncident(ctx, &r.stack, r.n, "incstack"); err != nil {
+		stopTrigger()
+		return r, err
+	}
+	stopTrigger()
+
+	// (c) wagate, Meta hanging instead of failing.
+	r.hangFor = hangIncident
+	b.resetSandbox(sandbox.Faults{}, 0)
+	stopTrigger = b.incidentModeAt(ctx, int64(r.n/2), r.hangFor, sandbox.IncidentHang)
+	defer stopTrigger()
+	return r, b.stackIncident(ctx, &r.hang, r.n, "inchang")
+}
+
+// stackIncident runs one wagate task of n recipients through an incident the caller
+// has armed, reading task-status while Meta is down and after, into run.
+func (b *bench) stackIncident(ctx context.Context, run *incidentRun, n int, label string) error {
 	var lastSent = -1
 	watch := func(st shared.TaskState, waiting string, at time.Time) {
 		inc := b.sb.Incident()
-		if inc.Active && waiting != "" && r.stack.waiting == "" {
-			r.stack.waiting = waiting
+		if inc.Active && waiting != "" && run.waiting == "" {
+			run.waiting = waiting
 		}
 		if inc.Start.IsZero() || inc.Active {
 			lastSent = st.Result.Sent
 			return
 		}
-		if !r.stack.statusMoved && lastSent >= 0 && (st.Result.Sent > lastSent || st.Status == shared.StatusSuccess) {
-			r.stack.statusMoved, r.stack.statusSeen = true, at.Sub(inc.End)
+		if !run.statusMoved && lastSent >= 0 && (st.Result.Sent > lastSent || st.Status == shared.StatusSuccess) {
+			run.statusMoved, run.statusSeen = true, at.Sub(inc.End)
 		}
 	}
-	t, err := b.runTask(ctx, r.n, "incstack", 15*time.Minute, watch)
-	stopTrigger()
+	t, err := b.runTask(ctx, n, label, 15*time.Minute, watch)
 	if err != nil {
-		return r, err
+		return err
 	}
-	r.stack.dur, r.stack.status, r.stack.failed = t.total, t.status, t.result.Failed
-	b.countIncident(&r.stack, r.n)
-	return r, nil
+	run.dur, run.status, run.failed = t.total, t.status, t.result.Failed
+	b.countIncident(run, n)
+	return nil
 }
 
 // incidentAt starts an incident of d once the sandbox has accepted `after` sends; the
 // returned func stops watching.
 func (b *bench) incidentAt(ctx context.Context, after int64, d time.Duration) func() {
+	return b.incidentModeAt(ctx, after, d, sandbox.IncidentError)
+}
+
+// incidentModeAt is incidentAt for an incident of the given mode.
+func (b *bench) incidentModeAt(ctx context.Context, after int64, d time.Duration, mode sandbox.IncidentMode) func() {
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		for ctx.Err() == nil {
 			if b.sb.Stats().Accepted >= after {
-				b.sb.StartIncident(d)
+				b.sb.StartIncidentMode(d, mode)
 				return
 			}
 			time.Sleep(5 * time.Millisecond)
@@ -342,9 +371,10 @@ func (b *bench) countIncident(r *incidentRun, n int) {
 }
 
 func (r incidentRow) line() string {
-	return fmt.Sprintf("incident %v mid-task N=%d W=%d: pool failed %d, lost %d, repeated %d, resumed %s; wagate (%s) failed %d, lost %d, repeated %d, resumed %s (task-status %s)",
+	return fmt.Sprintf("incident %v mid-task N=%d W=%d: pool failed %d, lost %d, repeated %d, resumed %s; wagate (%s) failed %d, lost %d, repeated %d, resumed %s (task-status %s); hanging %v: wagate (%s) failed %d, lost %d, repeated %d, resumed %s (task-status %s, waiting %q)",
 		r.incident, r.n, r.w, r.pool.failed, r.pool.lost, r.pool.repeats, dur(r.pool.resume, r.pool.resumed),
-		r.stack.status, r.stack.failed, r.stack.lost, r.stack.repeats, dur(r.stack.resume, r.stack.resumed), dur(r.stack.statusSeen, r.stack.statusMoved))
+		r.stack.status, r.stack.failed, r.stack.lost, r.stack.repeats, dur(r.stack.resume, r.stack.resumed), dur(r.stack.statusSeen, r.stack.statusMoved),
+		r.hangFor, r.hang.status, r.hang.failed, r.hang.lost, r.hang.repeats, dur(r.hang.resume, r.hang.resumed), dur(r.hang.statusSeen, r.hang.statusMoved), r.hang.waiting)
 }
 
 func (b *bench) limitRow(ctx context.Context, p faultParams, counter sandbox.MPSCounter) (limitRow, error) {
@@ -661,6 +691,23 @@ func faultsMarkdown(o options, mix mixRow, inc incidentRow, lims []limitRow) str
 	w("| task-status `waiting` during the incident | | %s | `graph_api_unavailable` |\n", waiting)
 	w("| sends refused during the window | %d | %d | a few probes |\n", inc.pool.refused, inc.stack.refused)
 	w("| task status, duration | %.1f s | %s, %.1f s | SUCCESS |\n\n", inc.pool.dur.Seconds(), inc.stack.status, inc.stack.dur.Seconds())
+
+	w("### Meta incident of hanging connections: no call answered for %v mid-task (N=%d, W=%d)\n\n", inc.hangFor, inc.n, inc.w)
+	w("wagate only: the window opens when the sandbox has accepted %d sends, and a call made in it is never answered\n", inc.n/2)
+	w("(it waits out the Graph API deadline, 30 s, and is not accepted). The circuit opens when the first ones time out;\n")
+	w("a probe goes every 4 s while the earlier ones still hang.\n\n")
+	w("| | (b) wagate | target |\n|---|---|---|\n")
+	w("| recipients failed for good | **%d** | 0 |\n", inc.hang.failed)
+	w("| lost | %d | 0 |\n", inc.hang.lost)
+	w("| repeated | %d | <= W |\n", inc.hang.repeats)
+	w("| resumed after Meta's recovery (sandbox) | **%s** | <= 5 s |\n", dur(inc.hang.resume, inc.hang.resumed))
+	hangWaiting := "nothing"
+	if inc.hang.waiting != "" {
+		hangWaiting = "`" + inc.hang.waiting + "`"
+	}
+	w("| task-status `waiting` during the incident | %s | `graph_api_unavailable` |\n", hangWaiting)
+	w("| sends left hanging | %d | W + one probe per 4 s |\n", inc.hang.refused)
+	w("| task status, duration | %s, %.1f s | SUCCESS |\n\n", inc.hang.status, inc.hang.dur.Seconds())
 
 	for _, lim := range lims {
 		w("### Meta's real limit %d mps under WHATSAPP_MAX_MPS=%d (N=%d, W=%d), %s\n\n", lim.realMPS, lim.ceiling, lim.n, lim.w, counterName(lim.counter))

@@ -91,7 +91,7 @@ func run(ctx context.Context) error {
 	flag.StringVar(&o.binDir, "bin", "bin", "folder with the apiserver and worker binaries")
 	flag.StringVar(&o.out, "out", "docs/BENCHMARKS.md", "report file (empty = stdout only)")
 	flag.StringVar(&o.command, "command", "make bench", "the command recorded in the report")
-	flag.BoolVar(&o.faults, "faults", true, "also measure the fault rows: fault mix, incident mid-task, real limit below WHATSAPP_MAX_MPS")
+	flag.BoolVar(&o.faults, "faults", true, "also measure the fault rows: fault mix, incidents mid-task (503 and hanging), real limit below WHATSAPP_MAX_MPS")
 	flag.BoolVar(&o.template, "template", true, "also measure a template campaign (send-bulk-template, checked against the registry) against a plain pool")
 	flag.StringVar(&o.only, "only", "", `"faults" or "delivery": measure only those rows and rewrite only their section of -out`)
 	flag.BoolVar(&o.delivery, "delivery", true, "also measure delivery tracking: status webhook acks at 500/s and Redis bytes per recipient (delivery.go)")

@@ -501,10 +501,14 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		parts = parts[1:]
 	}
 	isSend := len(parts) == 2 && parts[1] == "messages" && r.Method == http.MethodPost
-	if e := s.inIncident(false); e != nil && !isSend {
+	if !isSend {
 		// Meta is down for every Graph call; a send is answered after its latency.
-		writeError(w, e)
-		return
+		if e := s.inIncident(r, false); e == errHung {
+			return
+		} else if e != nil {
+			writeError(w, e)
+			return
+		}
 	}
 	var e *apiError
 	switch {
@@ -670,7 +674,9 @@ func (s *Server) handleSend(w http.ResponseWriter, r *http.Request, pnid string)
 		return nil // the client is gone: nothing was accepted, nothing to answer
 	}
 	var e *apiError
-	if ie := s.inIncident(true); ie != nil {
+	if ie := s.inIncident(r, true); ie == errHung {
+		return nil // never answered: nothing was accepted
+	} else if ie != nil {
 		e = ie
 	} else if err != nil {
 		e = fieldErr(CodeInvalidParameter, "body", "unreadable or larger than 1 MB")
@@ -983,19 +989,23 @@ func (s *Server) serveControl(w http.ResponseWriter, r *http.Request, parts []st
 	}
 }
 
-// putIncident answers PUT /_sandbox/incident {"seconds": 30}: an incident window from
-// now for that long (0 ends the current one).
+// putIncident answers PUT /_sandbox/incident {"seconds": 30, "mode": "hang"}: an
+// incident window from now for that long (0 ends the current one); mode is "error"
+// (503, the default) or "hang" (no answer).
 func (s *Server) putIncident(w http.ResponseWriter, r *http.Request) {
 	var in struct {
-		Seconds *float64 `json:"seconds"`
+		Seconds *float64     `json:"seconds"`
+		Mode    IncidentMode `json:"mode"`
 	}
 	dec := json.NewDecoder(io.LimitReader(r.Body, 1<<16))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&in); err != nil || in.Seconds == nil || *in.Seconds < 0 || *in.Seconds > 86400 {
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": `want {"seconds": n} with 0 <= n <= 86400`})
+	if err := dec.Decode(&in); err != nil || in.Seconds == nil || *in.Seconds < 0 || *in.Seconds > 86400 ||
+		(in.Mode != "" && in.Mode != IncidentError && in.Mode != IncidentHang) {
+		writeJSON(w, http.StatusBadRequest, map[string]string{
+			"error": `want {"seconds": n, "mode": "error" or "hang"} with 0 <= n <= 86400`})
 		return
 	}
-	s.StartIncident(time.Duration(*in.Seconds * float64(time.Second)))
+	s.StartIncidentMode(time.Duration(*in.Seconds*float64(time.Second)), in.Mode)
 	writeJSON(w, http.StatusOK, s.Incident())
 }
 

@@ -5,12 +5,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"hash/fnv"
+	"io"
 	"net/http"
 	"time"
 )
 
 // This file holds the parts of Meta's real world the sandbox can play at run time: an
-// incident window (every Graph call answered 503 / code 2), the per-number throughput
+// incident window (every Graph call answered 503 / code 2, or left without an answer),
+// the per-number throughput
 // limit and the pair burst changed while a task runs, a deterministic per-recipient
 // fault mix, and a per-second timeline of what was answered.
 
@@ -39,26 +41,55 @@ func incidentErr() *apiError {
 	}
 }
 
+// IncidentMode is how Meta fails during an incident window.
+type IncidentMode string
+
+// Incident modes.
+const (
+	// IncidentError: every call is answered HTTP 503, code 2 (after the usual latency).
+	IncidentError IncidentMode = "error"
+	// IncidentHang: no call is answered. A request made during the window hangs until
+	// its client gives up (at most HangLimit), as behind a load balancer that accepts
+	// connections and forwards nothing; one made after the window is answered as usual.
+	IncidentHang IncidentMode = "hang"
+)
+
+// HangLimit bounds how long a request of a hanging incident waits for its client to
+// give up.
+const HangLimit = 10 * time.Minute
+
 // IncidentStatus describes the current or the last incident window.
 type IncidentStatus struct {
-	Active bool `json:"active"`
+	Active bool         `json:"active"`
+	Mode   IncidentMode `json:"mode,omitempty"`
 	// Start and End bound the current or last window (End is when it ends or ended).
 	Start            time.Time `json:"start,omitzero"`
 	End              time.Time `json:"end,omitzero"`
 	RemainingSeconds float64   `json:"remaining_seconds"`
-	// Refused counts sends answered 503 by incident windows since the last Reset.
+	// Refused counts sends answered 503, or left hanging, by incident windows since the
+	// last Reset.
 	Refused int64 `json:"refused"`
 	// FirstAcceptAfter is when the first send was accepted after the last window ended:
 	// FirstAcceptAfter - End is how long a client took to resume after Meta recovered.
 	FirstAcceptAfter time.Time `json:"first_accept_after,omitzero"`
 }
 
-type incidentWindow struct{ start, end time.Time }
+type incidentWindow struct {
+	start, end time.Time
+	mode       IncidentMode
+}
 
 // StartIncident makes every Graph API call (sends, media, the phone number) answer
 // HTTP 503 with Meta's code 2 for d from now, replacing any current window. Sends
 // answered so are not accepted. d <= 0 ends the current window, as EndIncident does.
-func (s *Server) StartIncident(d time.Duration) {
+func (s *Server) StartIncident(d time.Duration) { s.StartIncidentMode(d, IncidentError) }
+
+// StartIncidentMode is StartIncident with the way Meta fails: IncidentError (503) or
+// IncidentHang (no answer; nothing sent during the window is accepted).
+func (s *Server) StartIncidentMode(d time.Duration, mode IncidentMode) {
+	if mode != IncidentHang {
+		mode = IncidentError
+	}
 	now := time.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -66,7 +97,7 @@ func (s *Server) StartIncident(d time.Duration) {
 		s.endIncidentLocked(now)
 		return
 	}
-	s.incident = incidentWindow{start: now, end: now.Add(d)}
+	s.incident = incidentWindow{start: now, end: now.Add(d), mode: mode}
 	s.firstAfter = time.Time{}
 }
 
@@ -91,7 +122,8 @@ func (s *Server) Incident() IncidentStatus {
 }
 
 func (s *Server) incidentLocked(now time.Time) IncidentStatus {
-	st := IncidentStatus{Start: s.incident.start, End: s.incident.end, Refused: s.incRefused, FirstAcceptAfter: s.firstAfter}
+	st := IncidentStatus{Start: s.incident.start, End: s.incident.end, Mode: s.incident.mode, Refused: s.incRefused,
+		FirstAcceptAfter: s.firstAfter}
 	if !s.incident.start.IsZero() && now.Before(s.incident.end) {
 		st.Active = true
 		st.RemainingSeconds = s.incident.end.Sub(now).Seconds()
@@ -99,19 +131,35 @@ func (s *Server) incidentLocked(now time.Time) IncidentStatus {
 	return st
 }
 
-// inIncident answers the incident error when a window is open now, and counts it.
-func (s *Server) inIncident(send bool) *apiError {
+// inIncident answers the incident error when a window is open now, and counts it. In a
+// hanging window it waits instead until the request's client gives up and returns
+// errHung (nothing is to be answered), or drops the connection after HangLimit.
+func (s *Server) inIncident(r *http.Request, send bool) *apiError {
 	now := time.Now()
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.incident.start.IsZero() || !now.Before(s.incident.end) {
+		s.mu.Unlock()
 		return nil
 	}
 	if send {
 		s.incRefused++
 	}
+	hang := s.incident.mode == IncidentHang
+	s.mu.Unlock()
+	if hang {
+		// net/http notices a client that hangs up only once the body is consumed.
+		io.Copy(io.Discard, io.LimitReader(r.Body, 1<<20))
+		if wait(r.Context(), HangLimit) == nil {
+			// The client is still there after HangLimit: drop the connection, unanswered.
+			panic(http.ErrAbortHandler)
+		}
+		return errHung
+	}
 	return incidentErr()
 }
+
+// errHung marks a request of a hanging incident: it gets no answer.
+var errHung = &apiError{status: http.StatusGatewayTimeout, code: CodeServiceUnavailable}
 
 // noteAccepted records the first acceptance after an incident; s.mu is held.
 func (s *Server) noteAcceptedLocked(now time.Time) {

@@ -2,7 +2,9 @@ package sandbox
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"net/http"
@@ -150,9 +152,58 @@ func TestIncidentWindow(t *testing.T) {
 	}
 }
 
+// A hanging incident answers nothing: a request made during the window waits until its
+// client gives up and is not accepted; one made after the window is answered as usual.
+func TestIncidentHang(t *testing.T) {
+	s, ts := start(t, Options{Token: testToken, PhoneNumberID: testPNID, Latency: 10 * time.Millisecond})
+	var inc IncidentStatus
+	if code := control(t, http.MethodPut, ts.URL+"/_sandbox/incident", `{"seconds": 0.5, "mode": "hang"}`, &inc); code != http.StatusOK {
+		t.Fatalf("PUT incident: %d", code)
+	}
+	if !inc.Active || inc.Mode != IncidentHang {
+		t.Fatalf("PUT incident answered %+v, want an active hanging window", inc)
+	}
+	call := func(method, path string, body []byte, timeout time.Duration) (int, time.Duration, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		req, _ := http.NewRequestWithContext(ctx, method, ts.URL+path, bytes.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+testToken)
+		req.Header.Set("Content-Type", "application/json")
+		began := time.Now()
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return 0, time.Since(began), err
+		}
+		resp.Body.Close()
+		return resp.StatusCode, time.Since(began), nil
+	}
+	msg := encode(t, textMsg(to, "x"))
+	for _, c := range []struct{ method, path string }{{http.MethodPost, "/v23.0/" + testPNID + "/messages"}, {http.MethodGet, "/v23.0/" + testPNID}} {
+		code, took, err := call(c.method, c.path, msg, 200*time.Millisecond)
+		if err == nil || !errors.Is(err, context.DeadlineExceeded) || took < 200*time.Millisecond {
+			t.Errorf("%s %s during a hanging incident: status %d after %v, err %v; want no answer until the client gives up",
+				c.method, c.path, code, took, err)
+		}
+	}
+	// A send made near the end of the window still hangs after the window ends: Meta
+	// never answers it.
+	time.Sleep(time.Until(inc.End.Add(-50 * time.Millisecond)))
+	if code, took, err := call(http.MethodPost, "/v23.0/"+testPNID+"/messages", msg, 300*time.Millisecond); err == nil {
+		t.Errorf("a send made just before the end was answered %d after %v", code, took)
+	}
+	if code, _, err := call(http.MethodPost, "/v23.0/"+testPNID+"/messages", msg, 2*time.Second); err != nil || code != http.StatusOK {
+		t.Fatalf("a send after the window: status %d, err %v; want 200", code, err)
+	}
+	st := s.Stats()
+	if st.Accepted != 1 || st.Incident.Refused != 2 || st.Incident.Mode != IncidentHang || st.Incident.FirstAcceptAfter.Before(inc.End) {
+		t.Errorf("stats: accepted %d, incident %+v; want 1 accepted, 2 sends left hanging, the first accepted after the end",
+			st.Accepted, st.Incident)
+	}
+}
+
 func TestIncidentControlValidation(t *testing.T) {
 	s, ts := strict(t)
-	for _, body := range []string{``, `{}`, `{"seconds": -1}`, `{"seconds": "30"}`, `{"seconds": 100000}`, `{"secs": 3}`, `[1]`} {
+	for _, body := range []string{``, `{}`, `{"seconds": -1}`, `{"seconds": "30"}`, `{"seconds": 100000}`, `{"secs": 3}`, `[1]`, `{"seconds": 3, "mode": "slow"}`} {
 		if code := control(t, http.MethodPut, ts.URL+"/_sandbox/incident", body, nil); code != http.StatusBadRequest {
 			t.Errorf("PUT incident %q: got %d, want 400", body, code)
 		}
