@@ -306,7 +306,8 @@ func (b *bench) incidentRow(ctx context.Context, p faultParams) (incidentRow, er
 	b.resetSandbox(sandbox.Faults{}, 0)
 	stopTrigger = b.incidentModeAt(ctx, int64(r.n/2), r.hangFor, sandbox.IncidentHang)
 	defer stopTrigger()
-	return r, b.stackIncident(ctx, &r.hang, r.n, "inchang")
+	err = b.stackIncident(ctx, &r.hang, r.n, "inchang")
+	return r, err
 }
 
 // stackIncident runs one wagate task of n recipients through an incident the caller

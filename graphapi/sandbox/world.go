@@ -12,9 +12,8 @@ import (
 
 // This file holds the parts of Meta's real world the sandbox can play at run time: an
 // incident window (every Graph call answered 503 / code 2, or left without an answer),
-// the per-number throughput
-// limit and the pair burst changed while a task runs, a deterministic per-recipient
-// fault mix, and a per-second timeline of what was answered.
+// the per-number throughput limit and the pair burst changed while a task runs, a
+// deterministic per-recipient fault mix, and a per-second timeline of what was answered.
 
 // CodeServiceUnavailable is Graph's "Service temporarily unavailable" (HTTP 503), what
 // every call gets while Meta has an incident.
