@@ -61,6 +61,7 @@ type outcome struct {
 	aborted bool  // its send was cut off by the end of the activity; it stays claimed
 	paused  bool  // Meta refused its template as paused or disabled; parked, uncharged
 	err     error // the attempt must fail (a ledger failure, or a newer attempt took over)
+	opened  bool  // its send's answer opened the number's circuit
 	// record: the send is over and its final outcome is still to be written; the slot
 	// is free, and the write rides with the next send's admission (or goes alone).
 	record *pending
@@ -296,11 +297,11 @@ func (d *dispatch) run(ctx context.Context) (int, error) {
 	}
 	stop := func(err error) { halt(err, false) }
 	// A change of what the task waits on (the breaker opened or closed, the template
-	// was paused) returns the run, so that the workflow shows it. It is looked at on
-	// every answer, so that a run returns before its first probe when its own send
-	// opened the breaker, and every second, for a change seen by other processes. A
-	// resume is reported once this run's probes have answered: a probe that hangs would
-	// otherwise hold every slot back until its deadline, just as sending could go on.
+	// was paused) returns the run, so that the workflow shows it. It is looked at every
+	// second, and at once when the run's own send opened the breaker, so that the run
+	// returns before its first probe. A resume is reported once this run's probes have
+	// answered: a probe that hangs would otherwise hold every slot back until its
+	// deadline, just as sending could go on.
 	waitChanged := func() {
 		if d.waiting == nil || gaveBack || time.Since(began) < time.Second {
 			return
@@ -448,7 +449,9 @@ func (d *dispatch) run(ctx context.Context) (int, error) {
 			case o.unsent, o.aborted:
 				// Its ledger entry says where it stands; the next activity resumes it.
 			}
-			waitChanged()
+			if o.opened {
+				waitChanged()
+			}
 		case <-timerC:
 		case <-heartbeat.C:
 			activity.RecordHeartbeat(ctx, frontier)
@@ -531,6 +534,15 @@ func (d *dispatch) attempt(sendCtx, acquireCtx context.Context, it item, prev *p
 		return outcome{it: it, aborted: true}
 	}
 	o := pm.Done(sendCtx, serr)
+	out := d.answered(sendCtx, it, res, serr, o)
+	out.opened = o.Opened
+	return out
+}
+
+// answered is what becomes of a recipient after Meta's answer to its send (res, serr),
+// which the policy took as o: parked for its template, final (to be written), or parked
+// until its next attempt.
+func (d *dispatch) answered(sendCtx context.Context, it item, res graphapi.SendResult, serr error, o sendpolicy.Outcome) outcome {
 	if serr != nil && it.msg.Kind == shared.KindTemplate && graphapi.TemplatePaused(serr) {
 		// Not the recipient's failure: the campaign waits for its template.
 		return d.park(sendCtx, it, time.Now().Add(templateProbeFirst), outcome{it: it, paused: true})
