@@ -112,10 +112,12 @@ type dispatch struct {
 	// What the task waits on when the run returned ("" nothing), and since when.
 	waitKind  string
 	waitSince time.Time
-	// The breaker's probes this run has in flight, and whether it takes no more (it is
-	// returning): a probe that hangs keeps the run from returning until its deadline, so
-	// a returning run makes none, and the return that reports a resume waits until they
-	// have answered, sending meanwhile.
+	// The Graph API calls this run has in flight, those of them that are the breaker's
+	// probes, and whether it makes no more probes (it is returning). A returning run
+	// waits for its calls, and one that hangs (Meta hangs instead of failing) would hold
+	// every slot back until its deadline, so a run reports a change of what the task
+	// waits on only once the calls that could hang it have answered (see waitChanged).
+	sending atomic.Int32
 	probing atomic.Int32
 	noProbe atomic.Bool
 
@@ -298,16 +300,21 @@ func (d *dispatch) run(ctx context.Context) (int, error) {
 	stop := func(err error) { halt(err, false) }
 	// A change of what the task waits on (the breaker opened or closed, the template
 	// was paused) returns the run, so that the workflow shows it. It is looked at every
-	// second, and at once when the run's own send opened the breaker, so that the run
-	// returns before its first probe. A resume is reported once this run's probes have
-	// answered: a probe that hangs would otherwise hold every slot back until its
-	// deadline, just as sending could go on.
+	// second, and at once when the run's own send opened the breaker. A run returns for
+	// a wait once none of its Graph API calls is in flight (in an outage they answer
+	// at once; when Meta hangs they would keep it from returning, and so from probing,
+	// until their deadline: it goes on probing instead, and task-status and /api/status
+	// show the open circuit meanwhile), and for a resume once its probes have answered.
 	waitChanged := func() {
 		if d.waiting == nil || gaveBack || time.Since(began) < time.Second {
 			return
 		}
 		kind, since := d.waitingNow()
-		if kind != *d.waiting && (kind != "" || d.probing.Load() == 0) {
+		calm := d.sending.Load() == 0
+		if kind == "" {
+			calm = d.probing.Load() == 0
+		}
+		if kind != *d.waiting && calm {
 			d.waitKind, d.waitSince = kind, since
 			stop(nil)
 		}
@@ -528,7 +535,9 @@ func (d *dispatch) attempt(sendCtx, acquireCtx context.Context, it item, prev *p
 		d.probing.Add(1)
 		defer d.probing.Add(-1)
 	}
+	d.sending.Add(1)
 	res, serr := d.a.Graph.Send(sendCtx, it.msg, fmt.Sprintf("%s:%d", d.taskID, it.index))
+	d.sending.Add(-1)
 	if serr != nil && sendCtx.Err() != nil {
 		pm.Abandon()
 		return outcome{it: it, aborted: true}
