@@ -354,17 +354,21 @@ func TestSendRangeRidesOutAnIncident(t *testing.T) {
 // nobody either, and sending resumes within about the probe lease of the recovery, not
 // one Graph API deadline later: a probe that hangs past its lease lets the next one go.
 //
-// With a threshold as large as the slots, the slots freed by the first time-outs take
-// new recipients before the circuit opens, and those sends hang too: the run must not
-// wait for them to report the wait, or nobody would probe until their deadline.
+// With a high threshold, the slots freed by the first time-outs take new recipients
+// before the circuit opens, and those sends hang too: the run must not wait for them
+// to report the wait, or nobody would probe until their deadline. (The slots left for
+// probes, 11 of 20, cover a deadline's worth of probes, 1.5 s / 200 ms, as 6 of 10 do
+// with the defaults, 30 s / 4 s, and the default threshold.)
 func TestSendRangeRidesOutAHangingIncident(t *testing.T) {
-	for _, threshold := range []int{5, 10} {
-		t.Run(fmt.Sprint("threshold=", threshold), func(t *testing.T) { rideOutAHangingIncident(t, threshold) })
+	for _, c := range []struct{ workers, threshold int }{{10, 5}, {20, 10}} {
+		t.Run(fmt.Sprintf("workers=%d,threshold=%d", c.workers, c.threshold), func(t *testing.T) {
+			rideOutAHangingIncident(t, c.workers, c.threshold)
+		})
 	}
 }
 
-func rideOutAHangingIncident(t *testing.T, threshold int) {
-	const n, workers = 300, 10
+func rideOutAHangingIncident(t *testing.T, workers, threshold int) {
+	const n = 300
 	const deadline, lease = 1500 * time.Millisecond, 200 * time.Millisecond
 	f, log := newLoggedFixture(t, sandbox.Options{Latency: 5 * time.Millisecond}, 100_000)
 	f.acts.Graph = graphapi.New(graphapi.Config{BaseURL: f.url, Version: "v23.0", Token: "test-token",
@@ -390,7 +394,7 @@ func rideOutAHangingIncident(t *testing.T, threshold int) {
 	if st.Accepted != n || st.Duplicates != 0 {
 		t.Errorf("sandbox accepted %d (%d duplicates), want %d once each", st.Accepted, st.Duplicates, n)
 	}
-	if st.MaxInFlight > workers {
+	if st.MaxInFlight > int64(workers) {
 		t.Errorf("sandbox saw %d sends at once, want at most %d, hung probes included", st.MaxInFlight, workers)
 	}
 	inc := st.Incident
