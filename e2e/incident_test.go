@@ -156,7 +156,8 @@ func TestHangingIncidentMidTaskResumesWithinSeconds(t *testing.T) {
 		t.Errorf("task-status during the incident = %v, want STARTED, waiting since a time", task)
 	}
 	task = s.WaitTask(t, id, 3*time.Minute)
-	inc := s.Sandbox.Stats().Incident
+	st := s.Sandbox.Stats()
+	inc := st.Incident
 	if inc.FirstAcceptAfter.IsZero() {
 		t.Fatalf("no send accepted after the incident: %+v", inc)
 	}
@@ -170,7 +171,7 @@ func TestHangingIncidentMidTaskResumesWithinSeconds(t *testing.T) {
 	if limit := int64(workers) + int64(length/(4*time.Second)) + 1; inc.Refused > limit {
 		t.Errorf("%d sends reached Meta during the incident, want at most %d", inc.Refused, limit)
 	}
-	if st := s.Sandbox.Stats(); st.MaxInFlight > workers {
+	if st.MaxInFlight > workers {
 		t.Errorf("the sandbox saw %d sends at once, want at most BULK_MAX_WORKERS = %d", st.MaxInFlight, workers)
 	}
 	checkCrashOutcome(t, s, task, n, 0)

@@ -371,6 +371,14 @@ func (b *bench) countIncident(r *incidentRun, n int) {
 	}
 }
 
+// waitingCell is what task-status said a task waited on, as a table cell.
+func waitingCell(waiting string) string {
+	if waiting == "" {
+		return "nothing"
+	}
+	return "`" + waiting + "`"
+}
+
 func (r incidentRow) line() string {
 	return fmt.Sprintf("incident %v mid-task N=%d W=%d: pool failed %d, lost %d, repeated %d, resumed %s; wagate (%s) failed %d, lost %d, repeated %d, resumed %s (task-status %s); hanging %v: wagate (%s) failed %d, lost %d, repeated %d, resumed %s (task-status %s, waiting %q)",
 		r.incident, r.n, r.w, r.pool.failed, r.pool.lost, r.pool.repeats, dur(r.pool.resume, r.pool.resumed),
@@ -685,11 +693,7 @@ func faultsMarkdown(o options, mix mixRow, inc incidentRow, lims []limitRow) str
 	w("| repeated | %d | %d | <= W |\n", inc.pool.repeats, inc.stack.repeats)
 	w("| resumed after Meta's recovery (sandbox) | %s | **%s** | <= 5 s |\n", dur(inc.pool.resume, inc.pool.resumed), dur(inc.stack.resume, inc.stack.resumed))
 	w("| task-status counts moving again after the recovery | | %s | |\n", dur(inc.stack.statusSeen, inc.stack.statusMoved))
-	waiting := "nothing"
-	if inc.stack.waiting != "" {
-		waiting = "`" + inc.stack.waiting + "`"
-	}
-	w("| task-status `waiting` during the incident | | %s | `graph_api_unavailable` |\n", waiting)
+	w("| task-status `waiting` during the incident | | %s | `graph_api_unavailable` |\n", waitingCell(inc.stack.waiting))
 	w("| sends refused during the window | %d | %d | a few probes |\n", inc.pool.refused, inc.stack.refused)
 	w("| task status, duration | %.1f s | %s, %.1f s | SUCCESS |\n\n", inc.pool.dur.Seconds(), inc.stack.status, inc.stack.dur.Seconds())
 
@@ -702,11 +706,7 @@ func faultsMarkdown(o options, mix mixRow, inc incidentRow, lims []limitRow) str
 	w("| lost | %d | 0 |\n", inc.hang.lost)
 	w("| repeated | %d | <= W |\n", inc.hang.repeats)
 	w("| resumed after Meta's recovery (sandbox) | **%s** | <= 5 s |\n", dur(inc.hang.resume, inc.hang.resumed))
-	hangWaiting := "nothing"
-	if inc.hang.waiting != "" {
-		hangWaiting = "`" + inc.hang.waiting + "`"
-	}
-	w("| task-status `waiting` during the incident | %s | `graph_api_unavailable` |\n", hangWaiting)
+	w("| task-status `waiting` during the incident | %s | `graph_api_unavailable` |\n", waitingCell(inc.hang.waiting))
 	w("| sends left hanging | %d | W + one probe per 4 s |\n", inc.hang.refused)
 	w("| task status, duration | %s, %.1f s | SUCCESS |\n\n", inc.hang.status, inc.hang.dur.Seconds())
 
