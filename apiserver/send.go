@@ -173,14 +173,22 @@ var (
 
 // messages checks the count of a bulk request's list and builds one message per
 // element; the first invalid element's error names its index.
+//
+// build checks an element the same way whatever its prefix, which only names the
+// fields in its error. So an element is built first without one, and its path
+// ("recipients[3].phone") is made only for the error of an invalid element: for the
+// thousands of valid ones the paths would be most of the work.
 func messages[T any](list string, items []T, build func(prefix string, item T) (shared.Message, error)) ([]shared.Message, error) {
 	if err := shared.CountRecipients(list, len(items)); err != nil {
 		return nil, err
 	}
 	msgs := make([]shared.Message, len(items))
 	for i, item := range items {
-		m, err := build(shared.Index(list, i), item)
+		m, err := build("", item)
 		if err != nil {
+			if _, named := build(shared.Index(list, i), item); named != nil {
+				err = named
+			}
 			return nil, err
 		}
 		msgs[i] = m

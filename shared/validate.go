@@ -3,6 +3,7 @@ package shared
 import (
 	"fmt"
 	"net/url"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 )
@@ -290,7 +291,7 @@ func CountRecipients(path string, n int) error {
 }
 
 // Index formats the path of the i-th element of a list field.
-func Index(list string, i int) string { return fmt.Sprintf("%s[%d]", list, i) }
+func Index(list string, i int) string { return list + "[" + strconv.Itoa(i) + "]" }
 
 // MaxTaskMedia bounds the distinct header media a task uploads; further distinct links
 // (per-recipient media) are sent by link, which Meta fetches and caches itself.
