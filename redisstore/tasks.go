@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -61,20 +63,16 @@ func (s *Store) StageMessages(ctx context.Context, taskID string, msgs []shared.
 	if ttl <= 0 {
 		return fmt.Errorf("redis: stage messages of task %s: ttl %v is not positive", taskID, ttl)
 	}
+	encoded, err := encodeMessages(msgs)
+	if err != nil {
+		return fmt.Errorf("redis: stage messages of task %s: %w", taskID, err)
+	}
 	tmp := s.taskKey(taskID, "msgs", stagingTmpInfix, uuid.NewString())
 	pipe := s.rdb.Pipeline()
 	queued := 0
 	for start := 0; start < len(msgs); start += stageBatch {
 		end := min(start+stageBatch, len(msgs))
-		vals := make([]any, 0, end-start)
-		for i := start; i < end; i++ {
-			b, err := json.Marshal(msgs[i])
-			if err != nil {
-				return fmt.Errorf("redis: stage message %d of task %s: %w", i, taskID, err)
-			}
-			vals = append(vals, b)
-		}
-		pipe.RPush(ctx, tmp, vals...)
+		pipe.RPush(ctx, tmp, encoded[start:end]...)
 		if start == 0 {
 			// Set at once so that a crash half way leaves nothing behind for long.
 			pipe.PExpire(ctx, tmp, ttl)
@@ -92,6 +90,34 @@ func (s *Store) StageMessages(ctx context.Context, taskID string, msgs []shared.
 		}
 	}
 	return nil
+}
+
+// encodeShare is the fewest messages worth a goroutine of their own in encodeMessages.
+const encodeShare = 2000
+
+// encodeMessages is the JSON of each message, for RPUSH. Encoding is most of the time
+// a large task takes to stage, the time its request waits before its task starts, so
+// it is spread over the CPUs.
+func encodeMessages(msgs []shared.Message) ([]any, error) {
+	out := make([]any, len(msgs))
+	parts := min(runtime.GOMAXPROCS(0), max(len(msgs)/encodeShare, 1))
+	errs := make([]error, parts)
+	var wg sync.WaitGroup
+	for p := range parts {
+		from, to := p*len(msgs)/parts, (p+1)*len(msgs)/parts
+		wg.Go(func() {
+			for i := from; i < to; i++ {
+				b, err := json.Marshal(msgs[i])
+				if err != nil {
+					errs[p] = fmt.Errorf("message %d: %w", i, err)
+					return
+				}
+				out[i] = b
+			}
+		})
+	}
+	wg.Wait()
+	return out, errors.Join(errs...)
 }
 
 // LoadMessages returns the staged messages [offset, offset+count) of a task, fewer when
