@@ -696,7 +696,9 @@ func (b *bench) report(o options, rows []row, sc *scaleResult, h histories) stri
 	fmt.Fprintf(&sb, "so the ratio, not the absolute rates, is the figure to compare across machines.\n\n")
 	fmt.Fprintf(&sb, "(a) plain pool: W goroutines calling the sandbox directly, no queue, no durability.\n")
 	fmt.Fprintf(&sb, "(b) wagate: `POST /api/send-bulk` to the apiserver process, BulkSend on the worker process (BULK_MAX_WORKERS=W),\n")
-	fmt.Fprintf(&sb, "embedded Temporal (SQLite) and Redis, timed from the request to the first task-status answering SUCCESS.\n\n")
+	fmt.Fprintf(&sb, "embedded Temporal (SQLite) and Redis, timed from the request to the first task-status answering SUCCESS.\n")
+	fmt.Fprintf(&sb, "task-status is asked every %v until the sandbox has accepted every recipient (SUCCESS cannot come before),\n", pollWhileSending)
+	fmt.Fprintf(&sb, "then every %v: the bench's own queries load the machine no more than a client would, and do not round the end up.\n\n", pollAtEnd)
 	fmt.Fprintf(&sb, "| W | N | (a) pool sends/s | (b) wagate sends/s | ratio (b)/(a) | worker peak RSS | apiserver peak RSS |\n")
 	fmt.Fprintf(&sb, "|---|---|---|---|---|---|---|\n")
 	for _, r := range rows {
