@@ -95,7 +95,7 @@ func (s *Store) StageMessages(ctx context.Context, taskID string, msgs []shared.
 // encodeShare is the fewest messages worth a goroutine of their own in encodeMessages.
 const encodeShare = 2000
 
-// encodeMessages is the JSON of each message, for RPUSH. Encoding is most of the time
+// encodeMessages is the JSON of each message, for RPUSH. Encoding is much of the time
 // a large task takes to stage, the time its request waits before its task starts, so
 // it is spread over the CPUs.
 func encodeMessages(msgs []shared.Message) ([]any, error) {
