@@ -349,7 +349,7 @@ func (b *bench) incidentModeAt(ctx context.Context, after int64, d time.Duration
 	go func() {
 		defer close(done)
 		for ctx.Err() == nil {
-			if b.sb.Stats().Accepted >= after {
+			if b.sb.Accepted() >= after {
 				b.sb.StartIncidentMode(d, mode)
 				return
 			}
