@@ -107,6 +107,8 @@ func TestMetricsCountRequestsSendsAndWebhooks(t *testing.T) {
 		{"wagate_sends_total", map[string]string{"phone_number_id": pnid, "outcome": "sent"}, 1},
 		{"wagate_sends_total", map[string]string{"phone_number_id": pnid, "outcome": "retryable", "code": "1"}, threshold},
 		{"wagate_governor_wait_seconds_count", map[string]string{"phone_number_id": pnid}, threshold + 1},
+		// Every send asked Redis once, the one refused by the open circuit too.
+		{"wagate_send_redis_round_trip_seconds_count", map[string]string{"phone_number_id": pnid}, threshold + 2},
 		{"wagate_breaker_transitions_total", map[string]string{"phone_number_id": pnid, "to": "open"}, 1},
 		{"wagate_webhook_ack_seconds_count", nil, 2},
 		{"wagate_inbound_events_total", map[string]string{"result": "accepted"}, 1},

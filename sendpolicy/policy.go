@@ -151,10 +151,12 @@ func (p *Policy) TryAcquire(ctx context.Context) (*Permit, error) {
 // redisstore.ClaimGo.
 func (p *Policy) AcquireHolding(ctx context.Context, h redisstore.HoldRequest) (*Permit, redisstore.ClaimResult, error) {
 	cuts := p.cuts.Load()
+	began := time.Now()
 	a, claim, err := p.b.AdmitHolding(ctx, h)
 	if err != nil {
 		return nil, claim, err
 	}
+	p.m.RedisTrip(time.Since(began))
 	if claim != redisstore.ClaimGo {
 		// Not this caller's recipient to send (no send was abandoned): give the probe
 		// lease back, if the admission handed it out.
@@ -184,10 +186,12 @@ func (p *Policy) acquireWith(ctx context.Context, wait bool, first *admitted) (*
 			a, cuts, first = first.a, first.cuts, nil
 		} else {
 			cuts = p.cuts.Load()
+			began := time.Now()
 			var err error
 			if a, err = p.b.Admit(ctx); err != nil {
 				return nil, err
 			}
+			p.m.RedisTrip(time.Since(began))
 		}
 		switch a.Verdict {
 		case redisstore.AdmitSend, redisstore.AdmitProbe:

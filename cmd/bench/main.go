@@ -202,11 +202,12 @@ type bench struct {
 	binDir   string
 	latency  time.Duration
 
-	api, worker *proc
-	apiURL      string
-	peak        map[string]int64 // peak RSS per process role, in KiB
-	onTask      func(taskID string)
-	extraEnv    []string // appended to the processes' environment (later entries win)
+	api, worker   *proc
+	apiURL        string
+	workerMetrics string           // the worker's /metrics (its METRICS_ADDR)
+	peak          map[string]int64 // peak RSS per process role, in KiB
+	onTask        func(taskID string)
+	extraEnv      []string // appended to the processes' environment (later entries win)
 }
 
 func start(ctx context.Context, o options) (*bench, error) {
@@ -289,7 +290,14 @@ func (b *bench) startStack(ctx context.Context, w int) error {
 		"WEBHOOK_ALLOW_UNSIGNED=true",
 	)
 	env = append(env, b.extraEnv...)
-	if b.worker, err = startProc(filepath.Join(b.binDir, "worker"), env); err != nil {
+	mport, err := freePort()
+	if err != nil {
+		return err
+	}
+	// Only the worker: the apiserver serves /metrics on its API port.
+	workerEnv := append(slices.Clone(env), "METRICS_ADDR=127.0.0.1:"+strconv.Itoa(mport))
+	b.workerMetrics = "http://127.0.0.1:" + strconv.Itoa(mport) + "/metrics"
+	if b.worker, err = startProc(filepath.Join(b.binDir, "worker"), workerEnv); err != nil {
 		return err
 	}
 	if b.api, err = startProc(filepath.Join(b.binDir, "apiserver"), env); err != nil {
@@ -339,13 +347,18 @@ type row struct {
 	poolDur, stackD  time.Duration
 	workerRSS, apiRS int64
 	ratios           []float64 // every pair's ratio in run order, when the row took more than one
+	cost             sendCost  // what the measured stack runs' sends cost (sendcost.go)
 }
 
 func (r row) ratio() float64 { return r.stack / r.poolRate }
 
 func (r row) line() string {
-	return fmt.Sprintf("W=%d N=%d: pool %.1f sends/s (%.2fs), stack %.1f sends/s (%.2fs), ratio %.3f%s; peak RSS worker %d MiB, apiserver %d MiB",
+	line := fmt.Sprintf("W=%d N=%d: pool %.1f sends/s (%.2fs), stack %.1f sends/s (%.2fs), ratio %.3f%s; peak RSS worker %d MiB, apiserver %d MiB",
 		r.workers, r.n, r.poolRate, r.poolDur.Seconds(), r.stack, r.stackD.Seconds(), r.ratio(), r.pairsNote(), r.workerRSS/1024, r.apiRS/1024)
+	if r.cost.trips > 0 {
+		line += fmt.Sprintf("; Redis round trip before each send %.2f ms, Redis CPU %.0f µs per send", ms(r.cost.trip()), r.cost.perSend(r.cost.redisCPU))
+	}
+	return line
 }
 
 // pairsNote lists the ratios of a row measured more than once.
@@ -422,7 +435,17 @@ func (b *bench) compare(ctx context.Context, w, n int) (row, error) {
 	err := measurePairs(&r, func(k int) (time.Duration, error) {
 		return b.pool(ctx, w, n, fmt.Sprintf("pool%d.%d", w, k))
 	}, func(k int) (time.Duration, error) {
+		before, serr := b.sampleCost(ctx, b.workerMetrics)
 		d, _, err := b.stackRun(ctx, n, fmt.Sprintf("stack%d.%d", w, k))
+		if err == nil && serr == nil {
+			var after costSample
+			if after, serr = b.sampleCost(ctx, b.workerMetrics); serr == nil {
+				r.cost.add(n, before, after)
+			}
+		}
+		if serr != nil {
+			fmt.Fprintf(os.Stderr, "bench: W=%d: what a send costs is not measured: %v\n", w, serr)
+		}
 		return d, err
 	})
 	r.workerRSS, r.apiRS = b.worker.peakRSS(), b.api.peakRSS()
@@ -705,6 +728,7 @@ func (b *bench) report(o options, rows []row, sc *scaleResult, h histories) stri
 		fmt.Fprintf(&sb, "| %d | %d | %.1f | %.1f | **%.3f** | %d MiB | %d MiB |\n", r.workers, r.n, r.poolRate, r.stack, r.ratio(), r.workerRSS/1024, r.apiRS/1024)
 	}
 	sb.WriteString(pairsText(rows))
+	sb.WriteString(costText(rows))
 	fmt.Fprintf(&sb, "\nBenchmark process (embedded Temporal server, sandbox, Redis client, plain pool) peak RSS: %d MiB.\n", selfPeakRSS()/1024)
 	fmt.Fprintf(&sb, "\nLargest workflow history of any run: **%d events**; largest single history event (inputs, results, signals): **%d bytes**; %d workflow runs inspected.\n", h.maxEvents, h.maxEventBytes, h.runs)
 	if sc != nil {

@@ -77,6 +77,9 @@ func init() {
 var (
 	fastBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
 	slowBuckets = []float64{.001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300}
+	// tripBuckets: Redis round trips, from a tenth of a millisecond (an idle local
+	// Redis) to a second.
+	tripBuckets = []float64{.0001, .00025, .0005, .001, .0015, .002, .003, .005, .01, .025, .05, .1, .25, 1}
 )
 
 // HTTP API.

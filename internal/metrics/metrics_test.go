@@ -63,6 +63,8 @@ func TestSendsAreCountedByOutcomeAndCode(t *testing.T) {
 	n.Send(graphapi.ClassRetryable, &graphapi.Error{HTTPStatus: 502, Message: "<html>Bad Gateway</html>"})
 	n.Abandoned()
 	n.Admitted(250 * time.Millisecond)
+	n.RedisTrip(1500 * time.Microsecond)
+	n.RedisTrip(500 * time.Microsecond)
 	n.Rate(56)
 	n.Cut()
 	n.BreakerOpened()
@@ -93,6 +95,12 @@ func TestSendsAreCountedByOutcomeAndCode(t *testing.T) {
 	if d := after.Value("wagate_governor_wait_seconds_sum", num) - before.Value("wagate_governor_wait_seconds_sum", num); d != 0.25 {
 		t.Errorf("governor wait sum grew by %v, want 0.25", d)
 	}
+	if d := after.Value("wagate_send_redis_round_trip_seconds_count", num) - before.Value("wagate_send_redis_round_trip_seconds_count", num); d != 2 {
+		t.Errorf("Redis round trips counted %v, want 2", d)
+	}
+	if d := after.Value("wagate_send_redis_round_trip_seconds_sum", num) - before.Value("wagate_send_redis_round_trip_seconds_sum", num); d < 0.00199 || d > 0.00201 {
+		t.Errorf("Redis round trip sum grew by %v, want 0.002", d)
+	}
 	if d := after.Value("wagate_governor_cuts_total", num) - before.Value("wagate_governor_cuts_total", num); d != 1 {
 		t.Errorf("wagate_governor_cuts_total grew by %v, want 1", d)
 	}
@@ -116,6 +124,7 @@ func TestCountingASendDoesNotAllocate(t *testing.T) {
 	if a := testing.AllocsPerRun(1000, func() {
 		n.Send(0, nil)
 		n.Admitted(time.Millisecond)
+		n.RedisTrip(time.Millisecond)
 		n.Rate(80)
 		n.Breaker(false)
 	}); a != 0 {

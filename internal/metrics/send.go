@@ -31,6 +31,15 @@ var (
 		Help:    "Time an admitted send waited for its governor slot.",
 		Buckets: slowBuckets,
 	}, []string{"phone_number_id"}))
+	// One Redis round trip comes before every send, and a send's slot waits for it:
+	// with the Graph API's latency it bounds a task's throughput at about
+	// BULK_MAX_WORKERS / (latency + round trip), so it is what to watch when sends are
+	// slower than the workers allow.
+	sendTrip = register("wagate_send_redis_round_trip_seconds", prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "wagate_send_redis_round_trip_seconds",
+		Help:    "Time of the Redis round trip before each send: the admission through the breaker and the governor, with a bulk recipient's claim and its slot's last outcome.",
+		Buckets: tripBuckets,
+	}, []string{"phone_number_id"}))
 	governorCuts = register("wagate_governor_cuts_total", prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "wagate_governor_cuts_total",
 		Help: "Rate cuts this process made after Meta answered 130429.",
@@ -57,6 +66,7 @@ type Number struct {
 	abandoned prometheus.Counter
 	rate      prometheus.Gauge
 	wait      prometheus.Observer
+	trip      prometheus.Observer
 	cuts      prometheus.Counter
 	open      prometheus.Gauge
 	opened    prometheus.Counter
@@ -92,6 +102,7 @@ func ForNumber(id string, mps int) *Number {
 		abandoned: sends.WithLabelValues(id, "abandoned", "none"),
 		rate:      governorRate.WithLabelValues(id),
 		wait:      governorWait.WithLabelValues(id),
+		trip:      sendTrip.WithLabelValues(id),
 		cuts:      governorCuts.WithLabelValues(id),
 		open:      breakerOpen.WithLabelValues(id),
 		opened:    breakerTransitions.WithLabelValues(id, "open"),
@@ -169,6 +180,13 @@ func (n *Number) Abandoned() {
 func (n *Number) Admitted(wait time.Duration) {
 	if n != nil {
 		n.wait.Observe(max(wait, 0).Seconds())
+	}
+}
+
+// RedisTrip observes the Redis round trip of one send admission.
+func (n *Number) RedisTrip(d time.Duration) {
+	if n != nil {
+		n.trip.Observe(max(d, 0).Seconds())
 	}
 }
 
