@@ -248,6 +248,7 @@ func BenchmarkSendPathMetrics(b *testing.B) {
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
+			n.RedisTrip(2 * time.Millisecond)
 			n.Admitted(3 * time.Millisecond)
 			n.Rate(80)
 			n.Breaker(false)
